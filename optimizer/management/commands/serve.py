@@ -1,0 +1,128 @@
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from config.env import env_int, env_str
+from optimizer.services import admin_password_file
+
+READY_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the web server (gunicorn) and the task worker (django-q2 qcluster) together. "
+        "HOST and PORT choose the address; Ctrl-C stops both."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", help="Address to listen on (default: HOST or 127.0.0.1).")
+        parser.add_argument("--port", help="Port to listen on (default: PORT or 8000).")
+
+    def handle(self, *args, **options):
+        host, port = self._address(options)
+        self._check_port_free(host, port)
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+
+        children = {
+            "web server": subprocess.Popen(self._web_command(host, port)),
+            "task worker": subprocess.Popen([sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]),
+        }
+        try:
+            if self._wait_until_listening(host, port, children, stop):
+                self._print_banner(host, port)
+            while not stop.wait(0.5):
+                died = [name for name, child in children.items() if child.poll() is not None]
+                if died:
+                    raise CommandError(f"The {died[0]} stopped unexpectedly (see its output above); stopped the rest.")
+        finally:
+            self._stop_all(children)
+        self.stdout.write("Stopped the web server and the task worker.")
+
+    def _address(self, options) -> tuple[str, int]:
+        try:
+            host = options["host"] or env_str("HOST", "127.0.0.1")
+            from_option = {"PORT": options["port"]} if options["port"] else None
+            port = env_int("PORT", 8000, minimum=1, maximum=65535, environ=from_option)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        return host, port
+
+    def _check_port_free(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot listen on {host}:{port} ({exc.strerror}). Stop whatever uses it, "
+                    f"or choose another port: PORT={port + 1} make run"
+                ) from None
+
+    def _web_command(self, host: str, port: int) -> list[str]:
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return [
+            sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--chdir", str(settings.BASE_DIR),
+            "--bind", bind,
+            "--workers", str(env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)),
+            "--threads", "4",
+            "--timeout", "60",
+            "--graceful-timeout", "10",
+            "--log-level", "warning",
+            "--error-logfile", "-",
+        ]  # fmt: skip
+
+    def _wait_until_listening(self, host, port, children, stop) -> bool:
+        target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and not stop.is_set():
+            if any(child.poll() is not None for child in children.values()):
+                return False
+            try:
+                socket.create_connection((target, port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.2)
+        return False
+
+    def _print_banner(self, host: str, port: int) -> None:
+        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host
+        superuser = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        self.stdout.write(self.style.SUCCESS(f"\nPrompt Optimizer is running at http://{shown_host}:{port}/"))
+        if superuser is not None:
+            login = f"  Log in as {superuser.get_username()!r}"
+            if admin_password_file().exists():
+                login += f"; its generated password is in {admin_password_file()}"
+            self.stdout.write(login)
+        else:
+            self.stdout.write("  No superuser yet: create one with `manage.py ensure_superuser`.")
+        if host not in ("127.0.0.1", "localhost", "::1") and settings.ALLOWED_HOSTS == ["localhost", "127.0.0.1", "[::1]"]:
+            self.stdout.write(
+                self.style.WARNING("  Listening beyond this machine: set ALLOWED_HOSTS to the name people will use.")
+            )
+        self.stdout.write("  Web server and task worker are running; press Ctrl-C to stop both.\n")
+        self.stdout.flush()
+
+    def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

@@ -1,0 +1,39 @@
+"""The main navigation: one list, so the header, the tests and later pages agree on it."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    staff_only: bool = False
+
+
+NAV_ITEMS = (
+    NavItem("Optimize", "optimizer:optimize"),
+    NavItem("History", "optimizer:history"),
+    NavItem("Batch", "optimizer:batch"),
+    NavItem("Costs", "costs:dashboard"),
+    NavItem("Monitoring", "optimizer:monitoring"),
+    NavItem("Analytics", "optimizer:analytics"),
+    NavItem("Backups", "backups:index"),
+    NavItem("Admin", "admin:index", staff_only=True),
+)
+
+
+def navigation(request) -> dict:
+    """Context processor: the nav links this user may follow, the current section marked."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    items = []
+    for item in NAV_ITEMS:
+        if item.staff_only and not user.is_staff:
+            continue
+        url = reverse(item.url_name)
+        current = request.path == url if url == "/" else request.path.startswith(url)
+        items.append({"label": item.label, "url": url, "current": current})
+    return {"nav_items": items}

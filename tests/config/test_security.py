@@ -1,0 +1,98 @@
+"""Security headers, the CSP, and CSRF protection on every kind of page."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import PASSWORD
+from tests.html import inline_code
+
+pytestmark = pytest.mark.django_db
+
+
+def csp_directives(response) -> dict[str, list[str]]:
+    header = response.headers["Content-Security-Policy"]
+    return {part.split()[0]: part.split()[1:] for part in header.split(";") if part.strip()}
+
+
+@pytest.mark.parametrize("url_name", ["login", "optimizer:healthz"])
+def test_public_responses_carry_the_security_headers(client, url_name):
+    response = client.get(reverse(url_name))
+
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    directives = csp_directives(response)
+    assert directives["script-src"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["object-src"] == ["'none'"]
+
+
+def test_csp_allows_no_inline_script_or_style(owner_client):
+    directives = csp_directives(owner_client.get(reverse("optimizer:optimize")))
+
+    for directive in ("default-src", "script-src", "style-src"):
+        assert "'unsafe-inline'" not in directives[directive]
+        assert "'unsafe-eval'" not in directives[directive]
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "login",
+        "optimizer:optimize",
+        "optimizer:history",
+        "optimizer:batch",
+        "optimizer:monitoring",
+        "optimizer:analytics",
+        "costs:dashboard",
+        "backups:index",
+        "admin:index",
+    ],
+)
+def test_pages_contain_nothing_the_csp_would_block(staff_client, url_name):
+    if url_name == "login":
+        staff_client.logout()
+    response = staff_client.get(reverse(url_name))
+
+    assert response.status_code == 200
+    found = inline_code(response.content.decode())
+    assert found.inline_scripts == 0
+    assert found.style_elements == 0
+    assert found.style_attributes == []
+    assert found.event_handlers == []
+    assert all(source.startswith("/static/") for source in found.script_sources)
+
+
+def test_pages_load_htmx_from_our_static_files_and_send_the_csrf_token(owner_client):
+    html = owner_client.get(reverse("optimizer:optimize")).content.decode()
+
+    assert re.search(r'<script src="/static/django_htmx/htmx-2(\.min)?\.js" defer>', html)
+    token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([A-Za-z0-9]+)"\}\'', html)
+    assert token and len(token.group(1)) >= 32
+    assert 'name="htmx-config"' in html and '"includeIndicatorStyles": false' in html
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(owner):
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post(reverse("login"), {"username": owner.username, "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert b"This form has expired" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_post_with_the_csrf_token_from_the_page_is_accepted(owner):
+    client = Client(enforce_csrf_checks=True)
+    page = client.get(reverse("login")).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+    response = client.post(
+        reverse("login"), {"username": owner.username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
+
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(owner.pk)
