@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 # Seconds a connection waits for a lock held by another process before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 20
@@ -24,8 +24,7 @@ def data_dir_prepare(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise ImproperlyConfigured(
-            f"Cannot create the data directory {path} ({exc.strerror}). "
-            "Set DATA_DIR to a writable folder."
+            f"Cannot create the data directory {path} ({exc.strerror}). Set DATA_DIR to a writable folder."
         ) from None
     return path
 
@@ -87,8 +86,8 @@ def database_from_url(url: str, *, conn_max_age: int) -> dict:
         return sqlite_database(Path(parsed["NAME"]))
     if scheme not in ("postgres", "postgresql", "pgsql"):
         raise ImproperlyConfigured(
-            f"DATABASE_URL uses the scheme {scheme or '(none)'!r}; use postgresql://user:password@host:5432/name "
-            "(or leave DATABASE_URL unset for the embedded SQLite database)."
+            f"DATABASE_URL uses the scheme {scheme or '(none)'!r}; use "
+            "postgresql://user:password@host:5432/name (or leave DATABASE_URL unset for the embedded SQLite)."
         )
     try:
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)

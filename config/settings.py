@@ -199,7 +199,9 @@ else:
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 if TIME_ZONE not in zoneinfo.available_timezones():
-    raise ImproperlyConfigured(f"TIME_ZONE must be an IANA time zone such as Europe/Paris, not {TIME_ZONE!r}.")
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as Europe/Paris, not {TIME_ZONE!r}."
+    )
 USE_I18N = True
 USE_TZ = True
 

@@ -11,7 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-ADMIN_PASSWORD_FILENAME = "admin-password.txt"
+ADMIN_PASSWORD_FILENAME = "admin-password.txt"  # noqa: S105 - a file name, not a secret
 
 
 def admin_password_file() -> Path:

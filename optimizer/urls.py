@@ -14,7 +14,9 @@ urlpatterns = [
         ),
         name="history",
     ),
-    path("batch/", views.coming_soon("Batch", "Optimize many prompts at once from a CSV file."), name="batch"),
+    path(
+        "batch/", views.coming_soon("Batch", "Optimize many prompts at once from a CSV file."), name="batch"
+    ),
     path(
         "monitoring/",
         views.coming_soon(

@@ -8,11 +8,14 @@ from optimizer.services import admin_password_file, first_superuser_ensure
 class Command(BaseCommand):
     help = (
         "Create the first superuser when none exists (username from ADMIN_USERNAME, default 'admin'). "
-        "The password comes from ADMIN_PASSWORD, or is generated, printed once and saved in the data directory."
+        "The password comes from ADMIN_PASSWORD, or is generated, printed once and saved in the data "
+        "directory."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", help="Username for the new superuser (default: ADMIN_USERNAME or admin).")
+        parser.add_argument(
+            "--username", help="Username for the new superuser (default: ADMIN_USERNAME or admin)."
+        )
         parser.add_argument("--email", help="Email address (default: ADMIN_EMAIL or none).")
 
     def handle(self, *args, **options):
@@ -31,8 +34,12 @@ class Command(BaseCommand):
             self.stdout.write(f"A superuser exists already ({result.username}); nothing changed.")
         elif result.generated_password:
             self.stdout.write(
-                self.style.SUCCESS(f"Created superuser {result.username!r} with password: {result.generated_password}")
+                self.style.SUCCESS(
+                    f"Created superuser {result.username!r} with password: {result.generated_password}"
+                )
             )
             self.stdout.write(f"It is shown only this once; it is also saved in {admin_password_file()}.")
         else:
-            self.stdout.write(self.style.SUCCESS(f"Created superuser {result.username!r} with ADMIN_PASSWORD."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Created superuser {result.username!r} with ADMIN_PASSWORD.")
+            )

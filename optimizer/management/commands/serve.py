@@ -1,3 +1,4 @@
+import ctypes
 import signal
 import socket
 import subprocess
@@ -15,6 +16,16 @@ from optimizer.services import admin_password_file
 
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
+PR_SET_PDEATHSIG = 1
+ALL_INTERFACES = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - names to recognise
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if this launcher dies, even by SIGKILL,
+    so no orphaned server keeps the port and the database open."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Command(BaseCommand):
@@ -34,9 +45,10 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
 
+        worker_command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
         children = {
-            "web server": subprocess.Popen(self._web_command(host, port)),
-            "task worker": subprocess.Popen([sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]),
+            "web server": subprocess.Popen(self._web_command(host, port), preexec_fn=_die_with_parent),
+            "task worker": subprocess.Popen(worker_command, preexec_fn=_die_with_parent),
         }
         try:
             if self._wait_until_listening(host, port, children, stop):
@@ -44,7 +56,9 @@ class Command(BaseCommand):
             while not stop.wait(0.5):
                 died = [name for name, child in children.items() if child.poll() is not None]
                 if died:
-                    raise CommandError(f"The {died[0]} stopped unexpectedly (see its output above); stopped the rest.")
+                    raise CommandError(
+                        f"The {died[0]} stopped unexpectedly (see its output above); stopped the rest."
+                    )
         finally:
             self._stop_all(children)
         self.stdout.write("Stopped the web server and the task worker.")
@@ -85,7 +99,7 @@ class Command(BaseCommand):
         ]  # fmt: skip
 
     def _wait_until_listening(self, host, port, children, stop) -> bool:
-        target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        target = ALL_INTERFACES.get(host, host)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and not stop.is_set():
             if any(child.poll() is not None for child in children.values()):
@@ -98,7 +112,7 @@ class Command(BaseCommand):
         return False
 
     def _print_banner(self, host: str, port: int) -> None:
-        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host
+        shown_host = "localhost" if host in LOOPBACK or host in ALL_INTERFACES else host
         superuser = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
         self.stdout.write(self.style.SUCCESS(f"\nPrompt Optimizer is running at http://{shown_host}:{port}/"))
         if superuser is not None:
@@ -108,9 +122,11 @@ class Command(BaseCommand):
             self.stdout.write(login)
         else:
             self.stdout.write("  No superuser yet: create one with `manage.py ensure_superuser`.")
-        if host not in ("127.0.0.1", "localhost", "::1") and settings.ALLOWED_HOSTS == ["localhost", "127.0.0.1", "[::1]"]:
+        if host not in LOOPBACK and env_str("ALLOWED_HOSTS") is None:
             self.stdout.write(
-                self.style.WARNING("  Listening beyond this machine: set ALLOWED_HOSTS to the name people will use.")
+                self.style.WARNING(
+                    "  Listening beyond this machine: set ALLOWED_HOSTS to the name people will use."
+                )
             )
         self.stdout.write("  Web server and task worker are running; press Ctrl-C to stop both.\n")
         self.stdout.flush()

@@ -1,0 +1,70 @@
+import pytest
+from django.urls import reverse
+
+from tests.html import inline_code
+
+pytestmark = pytest.mark.django_db
+
+SECTIONS = ["Optimize", "History", "Batch", "Costs", "Monitoring", "Analytics", "Backups"]
+
+
+def nav_labels(html: str) -> list[str]:
+    nav = html.split('<nav class="site-nav"', 1)[1].split("</nav>", 1)[0]
+    return [part.split("</a>", 1)[0].rsplit(">", 1)[1] for part in nav.split("<a ")[1:]]
+
+
+def test_a_user_sees_every_section_but_not_the_admin(owner_client):
+    html = owner_client.get(reverse("optimizer:optimize")).content.decode()
+
+    assert nav_labels(html) == SECTIONS
+
+
+def test_staff_also_see_the_admin(staff_client):
+    html = staff_client.get(reverse("optimizer:optimize")).content.decode()
+
+    assert nav_labels(html) == [*SECTIONS, "Admin"]
+
+
+@pytest.mark.parametrize(
+    ("url_name", "label"),
+    [("optimizer:optimize", "Optimize"), ("optimizer:history", "History"), ("costs:dashboard", "Costs")],
+)
+def test_the_current_section_is_marked(owner_client, url_name, label):
+    html = owner_client.get(reverse(url_name)).content.decode()
+
+    assert f'aria-current="page">{label}</a>' in html
+    assert html.count('aria-current="page"') == 1
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "optimizer:history",
+        "optimizer:batch",
+        "optimizer:monitoring",
+        "optimizer:analytics",
+        "costs:dashboard",
+        "backups:index",
+    ],
+)
+def test_sections_still_to_be_built_say_so(owner_client, url_name):
+    response = owner_client.get(reverse(url_name))
+
+    assert response.status_code == 200
+    assert b"Coming soon" in response.content
+
+
+def test_the_home_page_shows_the_state_of_each_service(owner_client):
+    html = owner_client.get(reverse("optimizer:optimize")).content.decode()
+
+    for service in ("Database", "Cache", "Task broker"):
+        assert f"<dt>{service}</dt>" in html
+    assert "not answering" not in html
+    assert inline_code(html).inline_scripts == 0
+
+
+def test_the_login_page_has_no_navigation(client):
+    html = client.get(reverse("login")).content.decode()
+
+    assert 'class="site-nav"' not in html
+    assert "/static/css/app.css" in html
