@@ -71,7 +71,7 @@ format: $(VENV)/.dev-installed
 	@$(VENV)/bin/ruff format .
 
 bench: $(VENV)/.dev-installed
-	@SECRET_KEY="$${SECRET_KEY:-insecure-bench-only-key-never-used-in-production}" $(VENV_PY) bench/run.py
+	@SECRET_KEY="$${SECRET_KEY:-insecure-bench-only-key-never-used-in-production}" $(VENV_PY) bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
