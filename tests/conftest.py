@@ -8,10 +8,16 @@ from django.db import connection
 from tests.factories import StaffFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def _static_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("staticfiles")
+
+
 @pytest.fixture(autouse=True)
-def _test_speedups(settings):
+def _test_speedups(settings, _static_root):
     """Templates render without running collectstatic first (no manifest needed), and test users'
     passwords hash quickly; neither changes what the tests observe."""
+    settings.STATIC_ROOT = _static_root
     settings.STORAGES = {
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
