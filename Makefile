@@ -51,7 +51,8 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV_PY)
 	@touch $@ $(VENV)/.runtime-installed
 
 setup: $(VENV)/.runtime-installed
-	@$(MANAGE) migrate --noinput
+	@echo "Preparing the database and static files"
+	@$(MANAGE) migrate --noinput --verbosity 0
 	@$(MANAGE) createcachetable
 	@$(MANAGE) collectstatic --noinput --verbosity 0
 	@$(MANAGE) ensure_superuser
