@@ -28,6 +28,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _start_child(command: list[str]) -> subprocess.Popen:
+    # A process group of its own: Ctrl-C reaches only this launcher, which then stops each child
+    # with exactly one SIGTERM (a qcluster hit by SIGINT and SIGTERM at once can hang on stop).
+    return subprocess.Popen(command, process_group=0, preexec_fn=_die_with_parent)
+
+
 class Command(BaseCommand):
     help = (
         "Run the web server (gunicorn) and the task worker (django-q2 qcluster) together. "
@@ -39,16 +45,16 @@ class Command(BaseCommand):
         parser.add_argument("--port", help="Port to listen on (default: PORT or 8000).")
 
     def handle(self, *args, **options):
-        host, port = self._address(options)
+        host, port, web_workers = self._read_options(options)
         self._check_port_free(host, port)
         stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stop.set())
 
         worker_command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
         children = {
-            "web server": subprocess.Popen(self._web_command(host, port), preexec_fn=_die_with_parent),
-            "task worker": subprocess.Popen(worker_command, preexec_fn=_die_with_parent),
+            "web server": _start_child(self._web_command(host, port, web_workers)),
+            "task worker": _start_child(worker_command),
         }
         try:
             if self._wait_until_listening(host, port, children, stop):
@@ -63,14 +69,16 @@ class Command(BaseCommand):
             self._stop_all(children)
         self.stdout.write("Stopped the web server and the task worker.")
 
-    def _address(self, options) -> tuple[str, int]:
+    def _read_options(self, options) -> tuple[str, int, int]:
+        """Host, port and web worker count, all checked before anything starts."""
         try:
             host = options["host"] or env_str("HOST", "127.0.0.1")
             from_option = {"PORT": options["port"]} if options["port"] else None
             port = env_int("PORT", 8000, minimum=1, maximum=65535, environ=from_option)
+            web_workers = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
-        return host, port
+        return host, port, web_workers
 
     def _check_port_free(self, host: str, port: int) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -84,13 +92,13 @@ class Command(BaseCommand):
                     f"or choose another port: PORT={port + 1} make run"
                 ) from None
 
-    def _web_command(self, host: str, port: int) -> list[str]:
+    def _web_command(self, host: str, port: int, web_workers: int) -> list[str]:
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return [
             sys.executable, "-m", "gunicorn", "config.wsgi:application",
             "--chdir", str(settings.BASE_DIR),
             "--bind", bind,
-            "--workers", str(env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)),
+            "--workers", str(web_workers),
             "--threads", "4",
             "--timeout", "60",
             "--graceful-timeout", "10",
