@@ -1,4 +1,6 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import LogoutView
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -34,3 +36,12 @@ def coming_soon(title: str, summary: str):
     return TemplateView.as_view(
         template_name="coming_soon.html", extra_context={"title": title, "summary": summary}
     )
+
+
+class SignOutView(LogoutView):
+    """Django's logout (POST only), confirming on the login page that it happened."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response

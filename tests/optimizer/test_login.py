@@ -42,9 +42,10 @@ def test_next_cannot_send_a_user_to_another_site(client, owner):
 def test_logout_is_a_post_and_returns_to_the_login_page(owner_client):
     assert owner_client.get(reverse("logout")).status_code == 405
 
-    response = owner_client.post(reverse("logout"))
+    response = owner_client.post(reverse("logout"), follow=True)
 
-    assert response.headers["Location"] == reverse("login")
+    assert response.redirect_chain == [(reverse("login"), 302)]
+    assert b'class="message message-info">You are logged out.' in response.content
     assert owner_client.get(reverse("optimizer:optimize")).status_code == 302
 
 
