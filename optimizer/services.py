@@ -3,6 +3,7 @@
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -57,6 +58,11 @@ def first_superuser_ensure(*, username: str, email: str = "", password: str | No
 
 
 def _write_owner_only(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``text`` readable by the owner only; an earlier file (the first admin of another
+    database using this data directory) is kept beside it, never overwritten."""
+    if path.exists():
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+        path.rename(path.with_name(f"{path.name}.{stamp}"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)

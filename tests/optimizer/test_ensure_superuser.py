@@ -82,3 +82,15 @@ def test_an_existing_ordinary_user_with_that_name_is_not_taken_over(owner):
 
     owner.refresh_from_db()
     assert not owner.is_superuser
+
+
+def test_a_password_file_from_an_earlier_database_is_kept_not_overwritten():
+    earlier = admin_password_file()
+    earlier.write_text("admin\nthe-first-databases-password\n")
+
+    run()
+
+    kept = [path for path in earlier.parent.iterdir() if path.name.startswith(earlier.name + ".")]
+    assert len(kept) == 1
+    assert kept[0].read_text() == "admin\nthe-first-databases-password\n"
+    assert "the-first-databases-password" not in earlier.read_text()
