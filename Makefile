@@ -56,6 +56,7 @@ setup: $(VENV)/.runtime-installed
 	@$(MANAGE) createcachetable
 	@$(MANAGE) collectstatic --noinput --verbosity 0
 	@$(MANAGE) ensure_superuser
+	@$(MANAGE) seed_providers
 
 run: setup
 	@$(MANAGE) serve

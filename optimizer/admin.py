@@ -1,0 +1,72 @@
+import os
+
+from django.contrib import admin, messages
+
+from optimizer.llm.breaker import CircuitBreaker
+from optimizer.llm.pricing import catalog_prices
+from optimizer.models import ModelChoice, Provider
+
+
+class ModelChoiceInline(admin.TabularInline):
+    model = ModelChoice
+    extra = 0
+    fields = [
+        "model_id",
+        "tier",
+        "enabled",
+        "fallback_order",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+    ]
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "base_url", "api_key_env", "key_present", "enabled", "fallback_order"]
+    list_filter = ["kind", "enabled"]
+    list_editable = ["enabled", "fallback_order"]
+    search_fields = ["name", "base_url"]
+    inlines = [ModelChoiceInline]
+
+    @admin.display(description="key in environment", boolean=True)
+    def key_present(self, provider: Provider) -> bool | None:
+        """Whether the named variable is set in this process; the key itself is never shown."""
+        if not provider.api_key_env:
+            return None
+        return bool(os.environ.get(provider.api_key_env, "").strip())
+
+
+@admin.register(ModelChoice)
+class ModelChoiceAdmin(admin.ModelAdmin):
+    list_display = ["model_id", "provider", "tier", "enabled", "prices", "breaker_state"]
+    list_filter = ["tier", "enabled", "provider"]
+    search_fields = ["model_id", "provider__name"]
+    actions = ["reset_breakers"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("provider")
+
+    @admin.display(description="$/M tokens in · out · cached")
+    def prices(self, choice: ModelChoice) -> str:
+        if choice.has_own_prices:
+            cached = choice.cached_input_price if choice.cached_input_price is not None else "—"
+            return f"{choice.input_price} · {choice.output_price} · {cached} (set here)"
+        listed = catalog_prices(choice.provider.price_catalog, choice.model_id)
+        if listed is None:
+            return "unpriced"
+        return f"{listed.input} · {listed.output} · {listed.cached_input or '—'} (genai-prices)"
+
+    @admin.display(description="circuit breaker")
+    def breaker_state(self, choice: ModelChoice) -> str:
+        status = CircuitBreaker(choice.breaker_key).status()
+        return (
+            f"{status['state'].value.replace('_', '-')} · {status['failures_last_window']}/"
+            f"{status['calls_last_window']} failed in the last minute"
+        )
+
+    @admin.action(description="Reset the circuit breaker of the selected models")
+    def reset_breakers(self, request, queryset):
+        for choice in queryset:
+            CircuitBreaker(choice.breaker_key).reset()
+        self.message_user(request, f"Reset {queryset.count()} circuit breaker(s).", messages.SUCCESS)

@@ -1,0 +1,216 @@
+"""A circuit breaker per provider and model, its state shared by every process.
+
+CLOSED → OPEN when the last N calls all failed, or when more than half of at least 10 calls in
+the last minute failed (consecutive counting alone never trips on a provider that fails every
+other call). OPEN → HALF_OPEN after a cool-down; exactly one process wins the single trial call
+(an atomic ``add``); its success closes the breaker, its failure opens it again.
+
+State lives in the Django cache (Redis when REDIS_URL is set, the database cache otherwise), under
+``breaker:v1:<key>:…`` keys that all expire. No lock is held during a call, so concurrent calls
+never queue behind each other. If the shared store fails, the breaker keeps working on state local
+to this process and never blocks a call because of its own storage.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "breaker:v1"
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Policy:
+    consecutive_failures: int = 5
+    window_s: int = 60
+    bucket_s: int = 10
+    min_calls: int = 10
+    failure_rate: float = 0.5
+    cooldown_s: float = 30.0
+    trial_timeout_s: float = 120.0  # a trial that never reports back frees the slot after this
+
+    @classmethod
+    def from_settings(cls) -> "Policy":
+        return cls(**getattr(settings, "LLM_BREAKER", {}))
+
+
+@dataclass(frozen=True)
+class Permit:
+    allowed: bool
+    state: State
+    trial: bool = False
+
+
+class _LocalCache:
+    """The subset of the cache API the breaker uses, in this process's memory."""
+
+    def __init__(self):
+        self._data: dict[str, tuple[object, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key, now):
+        value, expires = self._data.get(key, (None, None))
+        if expires is not None and expires <= now:
+            self._data.pop(key, None)
+            return None
+        return value
+
+    def get_many(self, keys):
+        now = time.monotonic()
+        with self._lock:
+            return {key: value for key in keys if (value := self._live(key, now)) is not None}
+
+    def set(self, key, value, timeout=None):
+        with self._lock:
+            self._data[key] = (value, None if timeout is None else time.monotonic() + timeout)
+
+    def add(self, key, value, timeout=None):
+        with self._lock:
+            if self._live(key, time.monotonic()) is not None:
+                return False
+            self._data[key] = (value, None if timeout is None else time.monotonic() + timeout)
+            return True
+
+    def incr(self, key, delta=1):
+        with self._lock:
+            value, expires = self._data[key]
+            self._data[key] = (value + delta, expires)
+            return value + delta
+
+    def delete_many(self, keys):
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
+
+_local = _LocalCache()
+
+
+class CircuitBreaker:
+    def __init__(self, key: str, policy: Policy | None = None):
+        self.key = key
+        self.policy = policy or Policy.from_settings()
+        self._prefix = f"{NAMESPACE}:{key}"
+
+    # --- keys ---------------------------------------------------------------------------
+    def _k(self, name: str) -> str:
+        return f"{self._prefix}:{name}"
+
+    def _buckets(self, now: float) -> list[int]:
+        current = int(now // self.policy.bucket_s)
+        return [current - i for i in range(self.policy.window_s // self.policy.bucket_s)]
+
+    # --- storage with a local fallback --------------------------------------------------
+    def _run(self, operation):
+        try:
+            return operation(caches["default"])
+        except Exception as exc:  # noqa: BLE001 - the store's failure must never block a call
+            logger.warning("circuit breaker store unavailable (%s); using local state", type(exc).__name__)
+            return operation(_local)
+
+    # --- the public surface ---------------------------------------------------------------
+    def state(self, now: float | None = None) -> State:
+        now = time.time() if now is None else now
+        opened_at = self._run(lambda c: c.get_many([self._k("opened")])).get(self._k("opened"))
+        return self._state_from(opened_at, now)
+
+    def _state_from(self, opened_at, now: float) -> State:
+        if opened_at is None:
+            return State.CLOSED
+        return State.OPEN if now < opened_at + self.policy.cooldown_s else State.HALF_OPEN
+
+    def allow(self) -> Permit:
+        """May a call go ahead now? In HALF_OPEN only the one process that wins the trial may."""
+        state = self.state()
+        if state is State.CLOSED:
+            return Permit(True, state)
+        if state is State.HALF_OPEN:
+            won = self._run(lambda c: c.add(self._k("trial"), 1, timeout=self.policy.trial_timeout_s))
+            return Permit(bool(won), state, trial=bool(won))
+        return Permit(False, state)
+
+    def record_success(self, permit: Permit) -> None:
+        if permit.trial:
+            self.reset()
+            return
+        self._count(failed=False)
+
+    def record_failure(self, permit: Permit) -> None:
+        now = time.time()
+        if permit.trial:
+            self._open(now)
+            return
+        consecutive, calls, failures = self._count(failed=True, now=now)
+        rate_tripped = calls >= self.policy.min_calls and failures / calls > self.policy.failure_rate
+        if consecutive >= self.policy.consecutive_failures or rate_tripped:
+            self._open(now)
+
+    def reset(self) -> None:
+        """Close the breaker and forget its counters (a successful trial, or an admin's reset)."""
+        names = ["opened", "trial", "consecutive"] + [
+            f"{kind}:{bucket}" for bucket in self._buckets(time.time()) for kind in ("calls", "fails")
+        ]
+        self._run(lambda c: c.delete_many([self._k(name) for name in names]))
+
+    def status(self) -> dict:
+        """State and counters, for the monitoring page and the admin."""
+        now = time.time()
+        buckets = self._buckets(now)
+        keys = [self._k("opened"), self._k("consecutive")]
+        keys += [self._k(f"{kind}:{bucket}") for bucket in buckets for kind in ("calls", "fails")]
+        values = self._run(lambda c: c.get_many(keys))
+        opened_at = values.get(self._k("opened"))
+        return {
+            "state": self._state_from(opened_at, now),
+            "opened_at": opened_at,
+            "consecutive_failures": values.get(self._k("consecutive"), 0),
+            "calls_last_window": sum(values.get(self._k(f"calls:{b}"), 0) for b in buckets),
+            "failures_last_window": sum(values.get(self._k(f"fails:{b}"), 0) for b in buckets),
+        }
+
+    # --- internals ------------------------------------------------------------------------
+    def _open(self, now: float) -> None:
+        def write(cache):
+            cache.set(self._k("opened"), now, timeout=self.policy.cooldown_s + 24 * 3600)
+            cache.delete_many([self._k("trial")])
+
+        self._run(write)
+        logger.warning("circuit breaker %s opened", self.key)
+
+    def _count(self, *, failed: bool, now: float | None = None) -> tuple[int, int, int]:
+        now = time.time() if now is None else now
+        buckets = self._buckets(now)
+        ttl = self.policy.window_s + self.policy.bucket_s
+        calls_key, fails_key = self._k(f"calls:{buckets[0]}"), self._k(f"fails:{buckets[0]}")
+
+        def incr(cache, key, timeout):
+            cache.add(key, 0, timeout=timeout)
+            return cache.incr(key)
+
+        def write(cache):
+            incr(cache, calls_key, ttl)
+            if not failed:
+                if cache.get_many([self._k("consecutive")]):
+                    cache.delete_many([self._k("consecutive")])
+                return 0, 0, 0
+            incr(cache, fails_key, ttl)
+            consecutive = incr(cache, self._k("consecutive"), self.policy.window_s * 10)
+            keys = [self._k(f"{kind}:{bucket}") for bucket in buckets for kind in ("calls", "fails")]
+            values = cache.get_many(keys)
+            calls = sum(values.get(self._k(f"calls:{b}"), 0) for b in buckets)
+            failures = sum(values.get(self._k(f"fails:{b}"), 0) for b in buckets)
+            return consecutive, calls, failures
+
+        return self._run(write)

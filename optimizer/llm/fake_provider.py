@@ -1,0 +1,251 @@
+"""A fake model provider: a real HTTP server for tests, demos and benchmarks.
+
+It speaks OpenAI Chat Completions (``POST /v1/chat/completions``) and Anthropic Messages
+(``POST /v1/messages``) and answers with JSON that matches the schema in the request, with
+realistic ``usage``. Behaviour is set globally (latency, failure rate) and can be scripted per
+request, in order, over HTTP or from Python:
+
+    ok | malformed | wrong_schema | no_usage | hang | {"status": 429, "retry_after": 1, "headers": {...}}
+
+Control endpoints: ``POST /_fake/script`` (a JSON list of behaviours), ``POST /_fake/reset``,
+``GET /_fake/requests`` (what was received, API keys removed).
+"""
+
+import json
+import random
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HANG_S = 300
+
+
+def example_for(schema: dict, root: dict | None = None) -> object:
+    """A small value that satisfies ``schema`` (the subset of JSON Schema structured outputs use)."""
+    root = root or schema
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return example_for(target, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combinator):
+            return example_for(schema[combinator][0], root)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: example_for(sub, root) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(schema.get("minItems", 1), 1)
+        return [example_for(schema.get("items", {"type": "string"}), root) for _ in range(count)]
+    if kind == "string":
+        text = "example"
+        return text.ljust(schema.get("minLength", 0), "x")[: schema.get("maxLength", 10_000)]
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        high = schema.get("maximum", low + 100)
+        value = max(low, min(high, (low + high) // 2 if kind == "integer" else (low + high) / 2))
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    return None
+
+
+def _tokens(text: str) -> int:
+    return max(len(text) // 4, 1)
+
+
+class FakeProvider:
+    """The server and its behaviour; ``start()`` serves from a background thread."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, fail_rate: float = 0.0
+    ):
+        self.latency = latency
+        self.fail_rate = fail_rate
+        self.script: deque = deque()
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests answered at the same time
+        self._lock = threading.Lock()
+        self._random = random.Random(7)  # noqa: S311 - failure injection, not security
+        self.server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "FakeProvider":
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def enqueue(self, *behaviours) -> None:
+        with self._lock:
+            self.script.extend(behaviours)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.script.clear()
+            self.requests.clear()
+            self.max_in_flight = 0
+
+    def _next_behaviour(self):
+        with self._lock:
+            if self.script:
+                return self.script.popleft()
+        if self.fail_rate and self._random.random() < self.fail_rate:
+            return {"status": 500}
+        return "ok"
+
+    def _record(self, path: str, headers, body: dict) -> None:
+        safe_headers = {
+            k.lower(): v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")
+        }
+        safe_headers["has-credentials"] = str(
+            bool(headers.get("authorization") or headers.get("x-api-key"))
+        ).lower()
+        with self._lock:
+            self.requests.append({"path": path, "headers": safe_headers, "body": body})
+
+    # --- answers ---------------------------------------------------------------------------
+    def answer(self, path: str, body: dict, behaviour) -> tuple[int, dict, bytes]:
+        if isinstance(behaviour, dict):
+            headers = dict(behaviour.get("headers", {}))
+            if "retry_after" in behaviour:
+                headers["retry-after"] = str(behaviour["retry_after"])
+            status = behaviour["status"]
+            error = {"error": {"message": f"fake error {status}", "type": "fake"}}
+            return status, headers, json.dumps(error).encode()
+        if behaviour == "hang":
+            time.sleep(HANG_S)
+        anthropic = path.endswith("/messages")
+        schema = (
+            body.get("tools", [{}])[0].get("input_schema", {})
+            if anthropic
+            else body.get("response_format", {}).get("json_schema", {}).get("schema", {})
+        )
+        data = example_for(schema)
+        if behaviour == "wrong_schema":
+            data = {"unexpected": True}
+        text = "this is not JSON {" if behaviour == "malformed" else json.dumps(data)
+        prompt = json.dumps(body.get("messages", [])) + json.dumps(body.get("system", ""))
+        prompt_tokens, output_tokens = _tokens(prompt), _tokens(text)
+        if anthropic:
+            content = [{"type": "text", "text": text}] if behaviour == "malformed" else [
+                {"type": "tool_use", "id": "toolu_fake", "name": "respond", "input": data}
+            ]  # fmt: skip
+            payload = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model"),
+                "content": content,
+                "stop_reason": "tool_use",
+                "usage": {
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": 0,
+                },
+            }
+        else:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": output_tokens,
+                    "total_tokens": prompt_tokens + output_tokens,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                },
+            }
+        if behaviour == "no_usage":
+            payload.pop("usage")
+        return 200, {}, json.dumps(payload).encode()
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet: tests and benchmarks read their own output
+                pass
+
+            def _reply(self, status: int, headers: dict, content: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(content)
+
+            def _body(self) -> dict:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    return json.loads(raw or b"{}")
+                except ValueError:
+                    return {}
+
+            def do_GET(self):
+                if self.path == "/_fake/requests":
+                    with fake._lock:
+                        content = json.dumps(fake.requests).encode()
+                    self._reply(200, {}, content)
+                else:
+                    self._reply(404, {}, b'{"error": "not found"}')
+
+            def do_POST(self):
+                body = self._body()
+                if self.path == "/_fake/script":
+                    fake.enqueue(*(body if isinstance(body, list) else [body]))
+                    self._reply(200, {}, b"{}")
+                    return
+                if self.path == "/_fake/reset":
+                    fake.reset()
+                    self._reply(200, {}, b"{}")
+                    return
+                if not self.path.endswith(("/chat/completions", "/messages")):
+                    self._reply(404, {}, b'{"error": "not found"}')
+                    return
+                fake._record(self.path, self.headers, body)
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    if fake.latency:
+                        time.sleep(fake.latency)
+                    reply = fake.answer(self.path, body, fake._next_behaviour())
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+                self._reply(*reply)
+
+        return Handler

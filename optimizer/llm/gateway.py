@@ -1,0 +1,372 @@
+"""The one way the project calls a language model.
+
+For each candidate model, in order (the chosen one, then the enabled models by fallback order):
+API cache → budget gate → circuit breaker → per-provider concurrency limit → the request, with
+retries (stamina: jittered exponential backoff, Retry-After honoured, 3 attempts, a deadline) →
+schema validation with one repair attempt → a usage record, whatever happened. When no model
+answers, the caller's built-in implementation does: it needs no network and cannot be refused.
+
+An answer that is not valid JSON for the schema after the repair fails that model over, but counts
+as a *success* for the breaker: the HTTP exchange worked, so the provider is up, and a model that
+struggles with one schema must not be cut off for every other operation.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import httpx
+import stamina
+from django.conf import settings
+
+from costs.models import UsageRecord
+from costs.services import BudgetGate, usage_record_create
+from optimizer.llm import adapters, api_cache
+from optimizer.llm.breaker import CircuitBreaker
+from optimizer.llm.errors import MAX_RETRY_AFTER_S, InvalidAnswer, ProviderError
+from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost, catalog_prices
+from optimizer.llm.structured import repair_request, validate
+from optimizer.llm.transport import http_client
+from optimizer.llm.types import GatewayResult, LLMRequest, Skip
+from optimizer.models import ModelChoice, Provider
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_PROVIDER = "Built-in engine"
+BUILTIN_MODEL = "builtin"
+CHARS_PER_TOKEN = 4  # only when a provider reports no usage; such records are flagged estimated
+
+_semaphores: dict[int, tuple[int, threading.BoundedSemaphore]] = {}
+_semaphores_lock = threading.Lock()
+
+
+def retry_settings() -> dict:
+    return {"attempts": 3, "deadline_s": 90.0, "wait_initial": 0.5, "wait_max": 8.0, "wait_jitter": 0.5} | (
+        getattr(settings, "LLM_RETRY", {})
+    )
+
+
+def candidate_models(preferred: ModelChoice | None = None) -> list[ModelChoice]:
+    """The chosen model first, then every other enabled model in fallback order (built-in last,
+    implicitly, by the caller's fallback)."""
+    enabled = list(
+        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
+        .exclude(provider__kind=Provider.Kind.BUILTIN)
+        .select_related("provider")
+        .order_by("provider__fallback_order", "fallback_order", "model_id")
+    )
+    if preferred is None:
+        return enabled
+    return [preferred] + [choice for choice in enabled if choice.pk != preferred.pk]
+
+
+def call(
+    request: LLMRequest,
+    *,
+    builtin: Callable[[], dict],
+    model: ModelChoice | None = None,
+    user_id: int | None = None,
+    run_id: int | None = None,
+    budget_gate: BudgetGate | None = None,
+) -> GatewayResult:
+    """Answer ``request`` with the first model that can; ``builtin()`` when none can."""
+    gate = budget_gate or BudgetGate()
+    skipped: list[Skip] = []
+    if model is not None and model.provider.kind == Provider.Kind.BUILTIN:
+        candidates = []
+    else:
+        candidates = candidate_models(model)
+    for choice in candidates:
+        outcome = _call_model(choice, request, gate=gate, user_id=user_id, run_id=run_id)
+        if isinstance(outcome, Skip):
+            skipped.append(outcome)
+            continue
+        outcome.skipped = skipped
+        return outcome
+    return _call_builtin(request, builtin, user_id=user_id, run_id=run_id, skipped=skipped)
+
+
+def _call_builtin(request, builtin, *, user_id, run_id, skipped) -> GatewayResult:
+    started = time.perf_counter()
+    data = builtin()
+    usage_record_create(
+        user_id=user_id,
+        run_id=run_id,
+        provider=BUILTIN_PROVIDER,
+        model=BUILTIN_MODEL,
+        operation=request.operation,
+        cost=Decimal(0),
+        latency_ms=_ms_since(started),
+        status=UsageRecord.Status.OK,
+    )
+    return GatewayResult(
+        data=data,
+        provider=BUILTIN_PROVIDER,
+        model=BUILTIN_MODEL,
+        cost=Decimal(0),
+        builtin=True,
+        skipped=skipped,
+    )
+
+
+def _call_model(choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id) -> GatewayResult | Skip:
+    provider = choice.provider
+    record = _Recorder(choice, request, user_id=user_id, run_id=run_id)
+
+    key = api_cache.cache_key(provider=provider.name, model=choice.model_id, request=request)
+    if (entry := api_cache.cached_answer(key)) is not None:
+        saved = Decimal(entry["cost"]) if entry.get("cost") is not None else Decimal(0)
+        record.write(status=UsageRecord.Status.CACHE_HIT, cost=Decimal(0), saved_cost=saved, latency_ms=0)
+        return GatewayResult(
+            data=entry["data"], provider=provider.name, model=choice.model_id, cost=Decimal(0), cached=True
+        )
+
+    try:
+        secret = adapters.api_key(provider.api_key_env)
+    except ProviderError:
+        return Skip(provider.name, choice.model_id, "no API key", error_class="MissingAPIKey")
+
+    decision = gate.reserve(user_id=user_id, estimated_cost=_estimate_cost(choice, request))
+    if not decision.allowed:
+        return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
+
+    breaker = CircuitBreaker(choice.breaker_key)
+    permit = breaker.allow()
+    if not permit.allowed:
+        gate.release(decision)
+        return Skip(provider.name, choice.model_id, f"breaker {permit.state.value.replace('_', '-')}")
+
+    started = time.perf_counter()
+    try:
+        with _provider_slot(provider):
+            answer, cost = _ask_with_repair(choice, request, secret, record)
+    except (ProviderError, httpx.HTTPError) as exc:
+        breaker.record_failure(permit)
+        gate.release(decision)
+        status = getattr(exc, "status", None)
+        record.write(
+            status=UsageRecord.Status.ERROR,
+            cost=Decimal(0),
+            latency_ms=_ms_since(started),
+            error_class=type(exc).__name__,
+            http_status=status,
+        )
+        return Skip(provider.name, choice.model_id, "error", error_class=type(exc).__name__, status=status)
+    except _InvalidAfterRepair as exc:
+        breaker.record_success(permit)
+        gate.settle(decision, actual_cost=exc.cost)
+        return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
+
+    breaker.record_success(permit)
+    gate.settle(decision, actual_cost=cost)
+    api_cache.store_answer(key, {"data": answer.data, "cost": None if cost is None else str(cost)})
+    return GatewayResult(data=answer.data, provider=provider.name, model=choice.model_id, cost=cost)
+
+
+class _InvalidAfterRepair(Exception):
+    def __init__(self, cost: Decimal | None):
+        super().__init__("invalid answer after one repair attempt")
+        self.cost = cost
+
+
+def _ask_with_repair(choice, request, secret, record) -> tuple[adapters.Answer, Decimal | None]:
+    """One request and, if its answer does not fit the schema, one repair request. Each HTTP
+    exchange that returns is recorded with its own tokens and cost."""
+    spent: Decimal | None = Decimal(0)
+    current = request
+    for attempt in ("first", "repair"):
+        started = time.perf_counter()
+        payload = _send_with_retries(choice, current, secret)
+        try:
+            answer = _parse(choice.provider.kind, payload)
+            validate(answer.data, request.schema)
+        except InvalidAnswer as problem:
+            text = _answer_text(choice.provider.kind, payload)
+            usage = _usage_or_estimate(None, current, text)
+            cost = _cost(choice, usage)
+            spent = None if spent is None or cost is None else spent + cost
+            record.write(
+                status=UsageRecord.Status.INVALID,
+                usage=usage,
+                cost=cost,
+                latency_ms=_ms_since(started),
+                error_class="InvalidAnswer",
+                operation=current.operation,
+            )
+            if attempt == "repair":
+                raise _InvalidAfterRepair(spent) from None
+            current = repair_request(request, text, str(problem))
+            continue
+        usage = _usage_or_estimate(answer.usage, current, answer.text)
+        cost = _cost(choice, usage)
+        record.write(
+            status=UsageRecord.Status.OK,
+            usage=usage,
+            cost=cost,
+            latency_ms=_ms_since(started),
+            operation=current.operation,
+        )
+        total = None if spent is None or cost is None else spent + cost
+        return answer, total
+    raise AssertionError("unreachable")
+
+
+def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | None) -> dict:
+    provider = choice.provider
+    body = (adapters.anthropic_body if provider.kind == Provider.Kind.ANTHROPIC else adapters.openai_body)(
+        request, choice.model_id
+    )
+    policy = retry_settings()
+    deadline = time.monotonic() + policy["deadline_s"]
+    for attempt in stamina.retry_context(
+        on=_backoff,
+        attempts=policy["attempts"],
+        timeout=policy["deadline_s"],
+        wait_initial=policy["wait_initial"],
+        wait_max=policy["wait_max"],
+        wait_jitter=policy["wait_jitter"],
+    ):
+        with attempt:
+            remaining = max(deadline - time.monotonic(), 0.1)
+            timeout = httpx.Timeout(
+                min(provider.read_timeout_s, remaining), connect=min(provider.connect_timeout_s, remaining)
+            )
+            return adapters.send(
+                http_client(),
+                kind=provider.kind,
+                base_url=provider.base_url,
+                key=secret,
+                body=body,
+                timeout=timeout,
+            )
+    raise AssertionError("unreachable")
+
+
+def _backoff(exc: Exception) -> bool | float:
+    """Retry on connection errors, timeouts and retryable statuses; wait as the provider asks."""
+    if isinstance(exc, ProviderError):
+        if not exc.retryable:
+            return False
+        if exc.retry_after is not None and 0 <= exc.retry_after <= MAX_RETRY_AFTER_S:
+            return exc.retry_after
+        return True
+    return isinstance(exc, httpx.TransportError)
+
+
+def _parse(kind: str, payload: dict) -> adapters.Answer:
+    return (adapters.anthropic_parse if kind == Provider.Kind.ANTHROPIC else adapters.openai_parse)(payload)
+
+
+def _answer_text(kind: str, payload: dict) -> str:
+    """The raw answer, for the repair request and token estimates, whatever its shape."""
+    try:
+        if kind == Provider.Kind.ANTHROPIC:
+            return "".join(
+                b.get("text") or json.dumps(b.get("input", ""))
+                for b in payload["content"]
+                if isinstance(b, dict)
+            )
+        return str(payload["choices"][0]["message"].get("content") or "")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
+def _usage_or_estimate(usage: TokenUsage | None, request: LLMRequest, answer_text: str) -> TokenUsage:
+    if usage is not None:
+        return usage
+    prompt_chars = sum(len(m.content) for m in request.messages)
+    return TokenUsage(
+        input_tokens=prompt_chars // CHARS_PER_TOKEN + 1,
+        output_tokens=len(answer_text) // CHARS_PER_TOKEN + 1,
+        estimated=True,
+    )
+
+
+def _own_prices(choice: ModelChoice) -> PricePerMillion | None:
+    if not choice.has_own_prices:
+        return None
+    return PricePerMillion(choice.input_price, choice.output_price, choice.cached_input_price)
+
+
+def _cost(choice: ModelChoice, usage: TokenUsage) -> Decimal | None:
+    return call_cost(
+        catalog=choice.provider.price_catalog, model_id=choice.model_id, own=_own_prices(choice), usage=usage
+    )
+
+
+def _estimate_cost(choice: ModelChoice, request: LLMRequest) -> Decimal | None:
+    """A ceiling for the budget gate: the prompt's estimated tokens and the full output allowance."""
+    prompt_chars = sum(len(m.content) for m in request.messages) + len(str(request.schema))
+    usage = TokenUsage(
+        input_tokens=prompt_chars // CHARS_PER_TOKEN + 1, output_tokens=request.max_output_tokens
+    )
+    own = _own_prices(choice)
+    prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
+    if prices is None:
+        return None
+    return call_cost(catalog="", model_id=choice.model_id, own=prices, usage=usage)
+
+
+class _provider_slot:
+    """At most ``max_concurrency`` requests to one provider at a time from this process."""
+
+    def __init__(self, provider: Provider):
+        with _semaphores_lock:
+            size, semaphore = _semaphores.get(provider.pk, (None, None))
+            if size != provider.max_concurrency:
+                semaphore = threading.BoundedSemaphore(provider.max_concurrency)
+                _semaphores[provider.pk] = (provider.max_concurrency, semaphore)
+        self._semaphore = semaphore
+
+    def __enter__(self):
+        if not self._semaphore.acquire(timeout=retry_settings()["deadline_s"]):
+            raise ProviderError("too many concurrent requests to this provider", retryable=False)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._semaphore.release()
+
+
+class _Recorder:
+    """Writes the usage records of one model's part in a call."""
+
+    def __init__(self, choice: ModelChoice, request: LLMRequest, *, user_id, run_id):
+        self.choice, self.request, self.user_id, self.run_id = choice, request, user_id, run_id
+
+    def write(
+        self,
+        *,
+        status: str,
+        cost: Decimal | None,
+        latency_ms: int,
+        usage: TokenUsage | None = None,
+        saved_cost: Decimal = Decimal(0),
+        error_class: str = "",
+        http_status: int | None = None,
+        operation: str | None = None,
+    ) -> None:
+        usage = usage or TokenUsage(0, 0)
+        usage_record_create(
+            user_id=self.user_id,
+            run_id=self.run_id,
+            provider=self.choice.provider.name,
+            model=self.choice.model_id,
+            operation=operation or self.request.operation,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            tokens_estimated=usage.estimated,
+            cost=cost,
+            saved_cost=saved_cost,
+            latency_ms=latency_ms,
+            status=status,
+            error_class=error_class,
+            http_status=http_status,
+        )
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,56 @@
+"""The gateway's request and result shapes."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One structured call: the messages, and the JSON schema the answer must match."""
+
+    operation: str  # the pipeline stage or other purpose, for usage records
+    messages: tuple[Message, ...]
+    schema: dict
+    schema_name: str = "answer"
+    strict: bool = True
+    temperature: float | None = 0.2
+    max_output_tokens: int = 2048
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why one candidate model did not answer."""
+
+    provider: str
+    model: str
+    reason: str  # "breaker open", "budget refused", "error", "invalid answer", "no API key"
+    error_class: str = ""
+    status: int | None = None
+
+    def __str__(self) -> str:
+        detail = ", ".join(filter(None, [self.error_class, f"HTTP {self.status}" if self.status else ""]))
+        return f"{self.provider}/{self.model}: {self.reason}" + (f" ({detail})" if detail else "")
+
+
+@dataclass
+class GatewayResult:
+    """The answer and who gave it; ``skipped`` lists each earlier candidate and why it was passed."""
+
+    data: dict
+    provider: str
+    model: str
+    cost: Decimal | None
+    cached: bool = False
+    builtin: bool = False
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def degraded(self) -> bool:
+        """Something was tried before the answer and did not work out."""
+        return bool(self.skipped)
