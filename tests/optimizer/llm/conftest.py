@@ -59,7 +59,9 @@ def _gateway_settings(settings, monkeypatch):
     caches["default"].clear()
 
 
-def add_model(base_url: str, *, name: str, kind=Provider.Kind.OPENAI, model_id="gpt-4o-mini", order=10, **provider):
+def add_model(
+    base_url: str, *, name: str, kind=Provider.Kind.OPENAI, model_id="gpt-4o-mini", order=10, **provider
+):
     defaults = {"api_key_env": "PO_TEST_KEY", "price_catalog": "openai", "fallback_order": order}
     created = Provider.objects.create(name=name, kind=kind, base_url=base_url, **(defaults | provider))
     return ModelChoice.objects.create(provider=created, model_id=model_id)

@@ -29,7 +29,9 @@ def test_a_call_answers_with_schema_valid_data_and_records_usage_and_cost(openai
     assert record.status == "ok" and record.operation == "diagnose"
     assert record.input_tokens > 0 and record.output_tokens > 0 and not record.tokens_estimated
     expected = calc_price(
-        Usage(input_tokens=record.input_tokens, output_tokens=record.output_tokens), "gpt-4o-mini", provider_id="openai"
+        Usage(input_tokens=record.input_tokens, output_tokens=record.output_tokens),
+        "gpt-4o-mini",
+        provider_id="openai",
     ).total_price
     assert record.cost == Decimal(expected) == result.cost
     assert reported["model"] == "gpt-4o-mini"
@@ -63,7 +65,9 @@ def test_the_openai_request_and_response_match_the_published_api(openai_model, f
     request_errors = list(openapi_validator("CreateChatCompletionRequest").iter_errors(sent["body"]))
     assert request_errors == []
     answer = fake.answer(sent["path"], sent["body"], "ok")
-    response_errors = list(openapi_validator("CreateChatCompletionResponse").iter_errors(json.loads(answer[2])))
+    response_errors = list(
+        openapi_validator("CreateChatCompletionResponse").iter_errors(json.loads(answer[2]))
+    )
     assert response_errors == []
 
 
@@ -87,7 +91,11 @@ def test_usage_is_normalized_so_input_tokens_include_cached_ones():
     openai = openai_parse(
         {
             "choices": [{"message": {"content": "{}"}}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 50, "prompt_tokens_details": {"cached_tokens": 600}},
+            "usage": {
+                "prompt_tokens": 1000,
+                "completion_tokens": 50,
+                "prompt_tokens_details": {"cached_tokens": 600},
+            },
         }
     ).usage
     anthropic = anthropic_parse(
@@ -158,7 +166,9 @@ def test_an_answer_invalid_twice_fails_over_but_does_not_count_against_the_break
     result = gateway.call(make_request(), builtin=builtin, model=openai_model)
 
     assert result.builtin and result.data == BUILTIN_ANSWER
-    assert [str(skip) for skip in result.skipped] == ["OpenAI test/gpt-4o-mini: invalid answer (InvalidAnswer)"]
+    assert [str(skip) for skip in result.skipped] == [
+        "OpenAI test/gpt-4o-mini: invalid answer (InvalidAnswer)"
+    ]
     assert CircuitBreaker(openai_model.breaker_key).status()["failures_last_window"] == 0
 
 
@@ -183,7 +193,9 @@ def test_a_missing_api_key_skips_the_model_without_calling_it(db, fake, monkeypa
     assert result.skipped[0].reason == "no API key"
 
 
-def test_the_api_key_never_appears_in_logs_errors_records_or_the_admin(openai_model, fake, caplog, staff_client):
+def test_the_api_key_never_appears_in_logs_errors_records_or_the_admin(
+    openai_model, fake, caplog, staff_client
+):
     caplog.set_level(logging.DEBUG)
     fake.enqueue({"status": 401}, {"status": 500}, {"status": 500}, {"status": 500})
 

@@ -1,0 +1,99 @@
+"""Failover: the chosen model, then the others by fallback order, then the built-in engine."""
+
+from decimal import Decimal
+
+import pytest
+
+from costs.services import BudgetDecision, BudgetGate
+from optimizer.llm import gateway
+from optimizer.llm.breaker import CircuitBreaker
+from tests.optimizer.llm.conftest import BUILTIN_ANSWER, add_model, builtin, make_request
+
+pytestmark = pytest.mark.django_db
+
+
+class RefuseOver(BudgetGate):
+    """A budget that refuses any call estimated above ``limit`` dollars."""
+
+    def __init__(self, limit: Decimal):
+        self.limit = limit
+        self.released = 0
+
+    def reserve(self, *, user_id, estimated_cost):
+        if estimated_cost is None or estimated_cost > self.limit:
+            return BudgetDecision(allowed=False, reason="daily budget reached")
+        return BudgetDecision(allowed=True, reservation_id="r1")
+
+    def release(self, decision):
+        self.released += 1
+
+
+def test_failover_follows_the_order_and_says_why_each_model_was_passed(db, fake):
+    first = add_model(fake.url, name="First", order=1)
+    second = add_model(fake.url, name="Second", order=2)
+    third = add_model(fake.url, name="Third", order=3)
+    CircuitBreaker(second.breaker_key)._open(__import__("time").time())
+    fake.enqueue({"status": 404})
+
+    result = gateway.call(make_request(), builtin=builtin, model=first)
+
+    assert result.provider == "Third"
+    assert [str(skip) for skip in result.skipped] == [
+        "First/gpt-4o-mini: error (ProviderError, HTTP 404)",
+        "Second/gpt-4o-mini: breaker open",
+    ]
+    assert result.degraded
+    assert third.pk
+
+
+def test_the_chosen_model_goes_first_even_when_its_order_is_later(db, fake):
+    add_model(fake.url, name="Usually first", order=1)
+    chosen = add_model(fake.url, name="Chosen", order=9)
+
+    result = gateway.call(make_request(), builtin=builtin, model=chosen)
+
+    assert result.provider == "Chosen"
+
+
+def test_auto_uses_enabled_models_in_order_and_skips_disabled_ones(db, fake):
+    disabled = add_model(fake.url, name="Disabled", order=1)
+    disabled.enabled = False
+    disabled.save()
+    add_model(fake.url, name="Enabled", order=2)
+
+    result = gateway.call(make_request(), builtin=builtin)
+
+    assert result.provider == "Enabled"
+
+
+def test_when_every_model_fails_the_built_in_engine_answers_for_free(db, fake):
+    add_model(fake.url, name="Only")
+    fake.enqueue({"status": 401})
+
+    result = gateway.call(make_request(), builtin=builtin)
+
+    assert result.builtin and result.data == BUILTIN_ANSWER and result.cost == 0
+    assert result.provider == "Built-in engine"
+
+
+def test_a_budget_refusal_skips_the_model_without_calling_it(db, fake):
+    expensive = add_model(fake.url, name="Expensive", model_id="gpt-4.1", order=1)
+    cheap = add_model(fake.url, name="Cheap", model_id="gpt-4o-mini", order=2)
+    gate = RefuseOver(Decimal("0.005"))
+
+    result = gateway.call(make_request(), builtin=builtin, model=expensive, budget_gate=gate)
+
+    assert result.provider == "Cheap"
+    assert str(result.skipped[0]) == "Expensive/gpt-4.1: budget refused: daily budget reached"
+    assert [request["body"]["model"] for request in fake.requests] == ["gpt-4o-mini"]
+    assert cheap.pk
+
+
+def test_a_reservation_is_released_when_the_breaker_refuses(db, fake):
+    choice = add_model(fake.url, name="Open")
+    CircuitBreaker(choice.breaker_key)._open(__import__("time").time())
+    gate = RefuseOver(Decimal("100"))
+
+    gateway.call(make_request(), builtin=builtin, model=choice, budget_gate=gate)
+
+    assert gate.released == 1
