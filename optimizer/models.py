@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -45,6 +46,10 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        if self.kind != self.Kind.BUILTIN and not self.base_url:
+            raise ValidationError({"base_url": "Give the API's base URL, e.g. https://api.openai.com/v1."})
 
 
 class ModelChoice(models.Model):

@@ -2,7 +2,8 @@
 
 The key is a versioned SHA-256 of the canonical JSON of everything that shapes the answer
 (provider, model, messages, schema, sampling parameters), so its size is bounded whatever the
-prompt. Only validated answers are stored; errors never are.
+prompt. Only validated answers are stored; errors never are. Hits and misses are not counted here: every
+lookup ends in a usage record (``cache_hit`` or a real call), which the monitoring page counts.
 """
 
 import hashlib
@@ -17,7 +18,6 @@ logger = logging.getLogger(__name__)
 
 KEY_VERSION = "v1"
 TTL_S = 60 * 60
-COUNTERS = {"hit": "llmcache:v1:hits", "miss": "llmcache:v1:misses"}
 
 
 def cache_key(*, provider: str, model: str, request: LLMRequest) -> str:
@@ -42,12 +42,10 @@ def cache_key(*, provider: str, model: str, request: LLMRequest) -> str:
 def cached_answer(key: str) -> dict | None:
     """The stored answer, or None; a cache that does not answer counts as a miss."""
     try:
-        entry = caches["default"].get(key)
+        return caches["default"].get(key)
     except Exception as exc:  # noqa: BLE001 - a cache outage degrades to calling the provider
         logger.warning("API cache unavailable (%s)", type(exc).__name__)
         return None
-    _count("hit" if entry is not None else "miss")
-    return entry
 
 
 def store_answer(key: str, entry: dict) -> None:
@@ -55,18 +53,3 @@ def store_answer(key: str, entry: dict) -> None:
         caches["default"].set(key, entry, timeout=TTL_S)
     except Exception as exc:  # noqa: BLE001
         logger.warning("API cache unavailable (%s)", type(exc).__name__)
-
-
-def _count(kind: str) -> None:
-    cache = caches["default"]
-    try:
-        cache.add(COUNTERS[kind], 0, timeout=None)
-        cache.incr(COUNTERS[kind])
-    except Exception:  # noqa: BLE001, S110 - counters are for monitoring; never fail a call for them
-        pass
-
-
-def cache_counters() -> dict[str, int]:
-    """Hits and misses since the cache was last cleared, for the monitoring page."""
-    values = caches["default"].get_many(list(COUNTERS.values()))
-    return {kind: values.get(key, 0) for kind, key in COUNTERS.items()}

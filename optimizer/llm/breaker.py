@@ -9,6 +9,10 @@ State lives in the Django cache (Redis when REDIS_URL is set, the database cache
 ``breaker:v1:<key>:…`` keys that all expire. No lock is held during a call, so concurrent calls
 never queue behind each other. If the shared store fails, the breaker keeps working on state local
 to this process and never blocks a call because of its own storage.
+
+A successful call costs no write: ``allow()`` reads the state and the consecutive-failure count in
+one round trip, and successes are counted in this process and added to the shared minute window
+at most once a second (and before any failure is judged), so the failure rate stays current.
 """
 
 import logging
@@ -51,6 +55,42 @@ class Permit:
     allowed: bool
     state: State
     trial: bool = False
+    consecutive_failures: int = 0  # as seen when the permit was given
+
+
+FLUSH_INTERVAL_S = 1.0
+
+
+class _PendingSuccesses:
+    """Successes counted in this process, per breaker key and window bucket, not yet shared."""
+
+    def __init__(self):
+        self._counts: dict[str, dict[str, int]] = {}
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, breaker_key: str, calls_key: str) -> None:
+        with self._lock:
+            bucket = self._counts.setdefault(breaker_key, {})
+            bucket[calls_key] = bucket.get(calls_key, 0) + 1
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+
+    def take(self, breaker_key: str | None = None) -> dict[str, int]:
+        """Remove and return pending counts: for one breaker, or (when due) for all."""
+        with self._lock:
+            if breaker_key is not None:
+                return self._counts.pop(breaker_key, {})
+            self._last_flush = time.monotonic()
+            taken: dict[str, int] = {}
+            for counts in self._counts.values():
+                taken.update(counts)
+            self._counts.clear()
+            return taken
+
+
+_pending = _PendingSuccesses()
 
 
 class _LocalCache:
@@ -133,32 +173,40 @@ class CircuitBreaker:
 
     def allow(self) -> Permit:
         """May a call go ahead now? In HALF_OPEN only the one process that wins the trial may."""
-        state = self.state()
+        keys = [self._k("opened"), self._k("consecutive")]
+        values = self._run(lambda c: c.get_many(keys))
+        state = self._state_from(values.get(keys[0]), time.time())
+        consecutive = values.get(keys[1], 0)
         if state is State.CLOSED:
-            return Permit(True, state)
+            return Permit(True, state, consecutive_failures=consecutive)
         if state is State.HALF_OPEN:
             won = self._run(lambda c: c.add(self._k("trial"), 1, timeout=self.policy.trial_timeout_s))
-            return Permit(bool(won), state, trial=bool(won))
-        return Permit(False, state)
+            return Permit(bool(won), state, trial=bool(won), consecutive_failures=consecutive)
+        return Permit(False, state, consecutive_failures=consecutive)
 
     def record_success(self, permit: Permit) -> None:
         if permit.trial:
             self.reset()
             return
-        self._count(failed=False)
+        _pending.add(self.key, self._k(f"calls:{self._buckets(time.time())[0]}"))
+        if permit.consecutive_failures:
+            self._run(lambda c: c.delete_many([self._k("consecutive")]))
+        if _pending.due():
+            self._flush(_pending.take())
 
     def record_failure(self, permit: Permit) -> None:
         now = time.time()
         if permit.trial:
             self._open(now)
             return
-        consecutive, calls, failures = self._count(failed=True, now=now)
+        consecutive, calls, failures = self._count(now=now)
         rate_tripped = calls >= self.policy.min_calls and failures / calls > self.policy.failure_rate
         if consecutive >= self.policy.consecutive_failures or rate_tripped:
             self._open(now)
 
     def reset(self) -> None:
         """Close the breaker and forget its counters (a successful trial, or an admin's reset)."""
+        _pending.take(self.key)
         names = ["opened", "trial", "consecutive"] + [
             f"{kind}:{bucket}" for bucket in self._buckets(time.time()) for kind in ("calls", "fails")
         ]
@@ -166,6 +214,7 @@ class CircuitBreaker:
 
     def status(self) -> dict:
         """State and counters, for the monitoring page and the admin."""
+        self._flush(_pending.take(self.key))
         now = time.time()
         buckets = self._buckets(now)
         keys = [self._k("opened"), self._k("consecutive")]
@@ -189,24 +238,34 @@ class CircuitBreaker:
         self._run(write)
         logger.warning("circuit breaker %s opened", self.key)
 
-    def _count(self, *, failed: bool, now: float | None = None) -> tuple[int, int, int]:
+    def _flush(self, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        ttl = self.policy.window_s + self.policy.bucket_s
+
+        def write(cache):
+            for key, delta in counts.items():
+                cache.add(key, 0, timeout=ttl)
+                cache.incr(key, delta)
+
+        self._run(write)
+
+    def _count(self, *, now: float | None = None) -> tuple[int, int, int]:
+        """Count a failure (and this breaker's pending successes); return the new counters."""
         now = time.time() if now is None else now
         buckets = self._buckets(now)
         ttl = self.policy.window_s + self.policy.bucket_s
+        counts = _pending.take(self.key)
         calls_key, fails_key = self._k(f"calls:{buckets[0]}"), self._k(f"fails:{buckets[0]}")
-
-        def incr(cache, key, timeout):
-            cache.add(key, 0, timeout=timeout)
-            return cache.incr(key)
+        counts[calls_key] = counts.get(calls_key, 0) + 1
+        counts[fails_key] = counts.get(fails_key, 0) + 1
 
         def write(cache):
-            incr(cache, calls_key, ttl)
-            if not failed:
-                if cache.get_many([self._k("consecutive")]):
-                    cache.delete_many([self._k("consecutive")])
-                return 0, 0, 0
-            incr(cache, fails_key, ttl)
-            consecutive = incr(cache, self._k("consecutive"), self.policy.window_s * 10)
+            for key, delta in counts.items():
+                cache.add(key, 0, timeout=ttl)
+                cache.incr(key, delta)
+            cache.add(self._k("consecutive"), 0, timeout=self.policy.window_s * 10)
+            consecutive = cache.incr(self._k("consecutive"))
             keys = [self._k(f"{kind}:{bucket}") for bucket in buckets for kind in ("calls", "fails")]
             values = cache.get_many(keys)
             calls = sum(values.get(self._k(f"calls:{b}"), 0) for b in buckets)

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import httpx
@@ -49,18 +49,18 @@ def retry_settings() -> dict:
     )
 
 
-def candidate_models(preferred: ModelChoice | None = None) -> list[ModelChoice]:
-    """The chosen model first, then every other enabled model in fallback order (built-in last,
-    implicitly, by the caller's fallback)."""
-    enabled = list(
+def candidate_models(preferred: ModelChoice | None = None) -> Iterator[ModelChoice]:
+    """The chosen model first, then every other enabled model in fallback order (the built-in
+    engine comes last, from the caller). The others are only looked up if the first one fails."""
+    if preferred is not None:
+        yield preferred
+    yield from (
         ModelChoice.objects.filter(enabled=True, provider__enabled=True)
         .exclude(provider__kind=Provider.Kind.BUILTIN)
+        .exclude(pk=getattr(preferred, "pk", None))
         .select_related("provider")
         .order_by("provider__fallback_order", "fallback_order", "model_id")
     )
-    if preferred is None:
-        return enabled
-    return [preferred] + [choice for choice in enabled if choice.pk != preferred.pk]
 
 
 def call(
@@ -76,7 +76,7 @@ def call(
     gate = budget_gate or BudgetGate()
     skipped: list[Skip] = []
     if model is not None and model.provider.kind == Provider.Kind.BUILTIN:
-        candidates = []
+        candidates = iter(())
     else:
         candidates = candidate_models(model)
     for choice in candidates:

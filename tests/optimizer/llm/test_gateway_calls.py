@@ -227,3 +227,40 @@ def test_every_call_writes_exactly_one_usage_record_per_exchange(openai_model, f
         ("OpenAI test", "ok", None),
         ("OpenAI test", "cache_hit", None),
     ]
+
+
+def test_cache_hits_and_misses_are_counted_for_monitoring(openai_model, fake):
+    from django.utils import timezone
+
+    from costs.selectors import api_cache_stats
+
+    started = timezone.now()
+    first = gateway.call(make_request("a"), builtin=builtin, model=openai_model)
+    gateway.call(make_request("a"), builtin=builtin, model=openai_model)
+    gateway.call(make_request("a"), builtin=builtin, model=openai_model)
+    gateway.call(make_request("b"), builtin=builtin, model=openai_model)
+
+    stats = api_cache_stats(since=started)
+
+    assert (stats["hits"], stats["misses"]) == (2, 2)
+    assert stats["saved"] == 2 * first.cost
+
+
+def test_a_provider_that_reports_no_usage_gets_estimated_tokens_flagged(openai_model, fake):
+    fake.enqueue("no_usage")
+
+    result = gateway.call(make_request(), builtin=builtin, model=openai_model)
+
+    record = UsageRecord.objects.get()
+    assert record.tokens_estimated and record.input_tokens > 0 and record.output_tokens > 0
+    assert result.cost is not None and result.cost > 0
+
+
+def test_a_provider_needs_a_base_url_unless_it_is_the_built_in_engine(db):
+    from django.core.exceptions import ValidationError
+
+    from optimizer.models import Provider
+
+    with pytest.raises(ValidationError, match="base URL"):
+        Provider(name="Broken", kind=Provider.Kind.OPENAI, base_url="").full_clean()
+    Provider(name="Fine", kind=Provider.Kind.BUILTIN, base_url="").full_clean()
