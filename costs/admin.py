@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
 from costs.models import UsageRecord
 
@@ -42,6 +42,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
             response.context_data["totals"] = changelist.queryset.aggregate(
-                calls=Count("id"), cost=Sum("cost"), saved=Sum("saved_cost")
+                calls=Count("id"),
+                total_cost=Sum("cost"),
+                total_saved=Sum("saved_cost"),
+                unpriced=Count("id", filter=Q(cost__isnull=True)),
             )
         return response

@@ -264,3 +264,13 @@ def test_a_provider_needs_a_base_url_unless_it_is_the_built_in_engine(db):
     with pytest.raises(ValidationError, match="base URL"):
         Provider(name="Broken", kind=Provider.Kind.OPENAI, base_url="").full_clean()
     Provider(name="Fine", kind=Provider.Kind.BUILTIN, base_url="").full_clean()
+
+
+def test_the_usage_admin_totals_never_show_unpriced_calls_as_free(db, fake, staff_client):
+    local = add_model(fake.url, name="Local server", model_id="llama3.1:8b", price_catalog="", api_key_env="")
+    gateway.call(make_request(), builtin=builtin, model=local)
+
+    page = staff_client.get(reverse("admin:costs_usagerecord_changelist")).content.decode()
+
+    assert "plus 1 unpriced call" in page
+    assert "unpriced" in page.split("<tbody>", 1)[1]  # the row itself says so too
