@@ -39,10 +39,13 @@ def cache_key(*, provider: str, model: str, request: LLMRequest) -> str:
     return f"llmcache:{KEY_VERSION}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
-def cached_answer(key: str) -> dict | None:
-    """The stored answer, or None; a cache that does not answer counts as a miss."""
+def read_many(keys: list[str]) -> dict | None:
+    """Read the answer's key together with other small keys (the breaker's) in one round trip.
+
+    None when the cache does not answer: the caller then treats it as a miss.
+    """
     try:
-        return caches["default"].get(key)
+        return caches["default"].get_many(keys)
     except Exception as exc:  # noqa: BLE001 - a cache outage degrades to calling the provider
         logger.warning("API cache unavailable (%s)", type(exc).__name__)
         return None

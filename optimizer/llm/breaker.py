@@ -171,10 +171,17 @@ class CircuitBreaker:
             return State.CLOSED
         return State.OPEN if now < opened_at + self.policy.cooldown_s else State.HALF_OPEN
 
-    def allow(self) -> Permit:
-        """May a call go ahead now? In HALF_OPEN only the one process that wins the trial may."""
-        keys = [self._k("opened"), self._k("consecutive")]
-        values = self._run(lambda c: c.get_many(keys))
+    def state_keys(self) -> list[str]:
+        """The keys ``allow()`` reads, for a caller that fetches them with its own keys at once."""
+        return [self._k("opened"), self._k("consecutive")]
+
+    def allow(self, prefetched: dict | None = None) -> Permit:
+        """May a call go ahead now? In HALF_OPEN only the one process that wins the trial may.
+
+        ``prefetched`` holds ``state_keys()`` already read from the shared store, if the caller did.
+        """
+        keys = self.state_keys()
+        values = prefetched if prefetched is not None else self._run(lambda c: c.get_many(keys))
         state = self._state_from(values.get(keys[0]), time.time())
         consecutive = values.get(keys[1], 0)
         if state is State.CLOSED:

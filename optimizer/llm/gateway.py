@@ -117,7 +117,9 @@ def _call_model(choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_
     record = _Recorder(choice, request, user_id=user_id, run_id=run_id)
 
     key = api_cache.cache_key(provider=provider.name, model=choice.model_id, request=request)
-    if (entry := api_cache.cached_answer(key)) is not None:
+    breaker = CircuitBreaker(choice.breaker_key)
+    found = api_cache.read_many([key, *breaker.state_keys()])  # one round trip for both
+    if found is not None and (entry := found.get(key)) is not None:
         saved = Decimal(entry["cost"]) if entry.get("cost") is not None else Decimal(0)
         record.write(status=UsageRecord.Status.CACHE_HIT, cost=Decimal(0), saved_cost=saved, latency_ms=0)
         return GatewayResult(
@@ -133,8 +135,7 @@ def _call_model(choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_
     if not decision.allowed:
         return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
 
-    breaker = CircuitBreaker(choice.breaker_key)
-    permit = breaker.allow()
+    permit = breaker.allow(found)
     if not permit.allowed:
         gate.release(decision)
         return Skip(provider.name, choice.model_id, f"breaker {permit.state.value.replace('_', '-')}")
