@@ -12,6 +12,7 @@ import logging
 
 from django.core.cache import caches
 
+from optimizer.llm.structured import schema_fingerprint
 from optimizer.llm.types import LLMRequest
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def cache_key(*, provider: str, model: str, request: LLMRequest) -> str:
             "provider": provider,
             "model": model,
             "messages": [[m.role, m.content] for m in request.messages],
-            "schema": request.schema,
+            "schema": schema_fingerprint(request.schema),
             "schema_name": request.schema_name,
             "strict": request.strict,
             "temperature": request.temperature,

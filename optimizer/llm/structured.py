@@ -1,12 +1,33 @@
 """Checking that an answer matches the requested JSON schema, and asking once for a repair."""
 
 import json
+import threading
 from functools import lru_cache
 
 from jsonschema import Draft202012Validator
 
 from optimizer.llm.errors import InvalidAnswer
 from optimizer.llm.types import LLMRequest, Message
+
+_fingerprints: dict[int, tuple[dict, str]] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def schema_fingerprint(schema: dict) -> str:
+    """The schema as canonical JSON, computed once per schema object.
+
+    Schemas are treated as immutable (the pipeline's are module constants): serializing one on
+    every call cost more than validating against it.
+    """
+    entry = _fingerprints.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with _fingerprints_lock:
+        if len(_fingerprints) >= 256:
+            _fingerprints.clear()
+        _fingerprints[id(schema)] = (schema, text)  # holding the schema keeps its id unique
+    return text
 
 
 @lru_cache(maxsize=64)
@@ -16,7 +37,7 @@ def _validator(schema_json: str) -> Draft202012Validator:
 
 def validate(data: dict, schema: dict) -> None:
     """Raise InvalidAnswer naming the first mismatch, if ``data`` does not match ``schema``."""
-    error = next(_validator(json.dumps(schema, sort_keys=True)).iter_errors(data), None)
+    error = next(_validator(schema_fingerprint(schema)).iter_errors(data), None)
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
         raise InvalidAnswer(f"at {where}: {error.message[:300]}")
