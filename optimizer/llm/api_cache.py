@@ -13,6 +13,7 @@ import logging
 from django.core.cache import caches
 
 from optimizer.llm.structured import schema_fingerprint
+from optimizer.llm.throttled_log import warn_throttled
 from optimizer.llm.types import LLMRequest
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def read_many(keys: list[str]) -> dict | None:
     try:
         return caches["default"].get_many(keys)
     except Exception as exc:  # noqa: BLE001 - a cache outage degrades to calling the provider
-        logger.warning("API cache unavailable (%s)", type(exc).__name__)
+        warn_throttled(logger, "api-cache", "API cache unavailable (%s)", type(exc).__name__)
         return None
 
 
@@ -56,4 +57,4 @@ def store_answer(key: str, entry: dict) -> None:
     try:
         caches["default"].set(key, entry, timeout=TTL_S)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("API cache unavailable (%s)", type(exc).__name__)
+        warn_throttled(logger, "api-cache", "API cache unavailable (%s)", type(exc).__name__)

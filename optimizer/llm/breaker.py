@@ -24,6 +24,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.cache import caches
 
+from optimizer.llm.throttled_log import warn_throttled
+
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "breaker:v1"
@@ -157,7 +159,10 @@ class CircuitBreaker:
         try:
             return operation(caches["default"])
         except Exception as exc:  # noqa: BLE001 - the store's failure must never block a call
-            logger.warning("circuit breaker store unavailable (%s); using local state", type(exc).__name__)
+            warn_throttled(
+                logger, "breaker-store", "circuit breaker store unavailable (%s); using local state",
+                type(exc).__name__,
+            )  # fmt: skip
             return operation(_local)
 
     # --- the public surface ---------------------------------------------------------------

@@ -193,3 +193,13 @@ def test_concurrent_calls_are_not_serialized_by_the_breaker(openai_model, fake):
 
     assert all(not result.builtin for result in results)
     assert fake.max_in_flight >= 8  # requests overlapped at the provider; none waited on a lock
+
+
+def test_an_unreachable_store_is_reported_once_not_on_every_call(caplog):
+    with override_settings(CACHES=UNREACHABLE_REDIS):
+        breaker = CircuitBreaker("unreachable:quiet")
+        for _ in range(5):
+            breaker.allow()
+
+    warnings = [r for r in caplog.records if "circuit breaker store unavailable" in r.getMessage()]
+    assert len(warnings) <= 1
