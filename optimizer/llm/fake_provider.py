@@ -3,7 +3,7 @@
 It speaks OpenAI Chat Completions (``POST /v1/chat/completions``) and Anthropic Messages
 (``POST /v1/messages``) and answers with JSON that matches the schema in the request, with
 realistic ``usage``. Behaviour is set globally (latency, failure rate) and can be scripted per
-request, in order, over HTTP or from Python:
+request, in order, over HTTP or from Python (or by rates, from the command line):
 
     ok | malformed | wrong_schema | no_usage | hang | {"status": 429, "retry_after": 1, "headers": {...}}
 
@@ -66,10 +66,23 @@ class FakeProvider:
     """The server and its behaviour; ``start()`` serves from a background thread."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, fail_rate: float = 0.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+        fail_rate: float = 0.0,
+        fail_status: int = 500,
+        retry_after: float | None = None,
+        hang_rate: float = 0.0,
+        malformed_rate: float = 0.0,
     ):
         self.latency = latency
         self.fail_rate = fail_rate
+        self.fail_status = fail_status
+        self.retry_after = retry_after
+        self.hang_rate = hang_rate
+        self.malformed_rate = malformed_rate
         self.script: deque = deque()
         self.requests: list[dict] = []
         self.in_flight = 0
@@ -108,8 +121,16 @@ class FakeProvider:
         with self._lock:
             if self.script:
                 return self.script.popleft()
-        if self.fail_rate and self._random.random() < self.fail_rate:
-            return {"status": 500}
+        roll = self._random.random()
+        if roll < self.fail_rate:
+            failure = {"status": self.fail_status}
+            if self.retry_after is not None:
+                failure["retry_after"] = self.retry_after
+            return failure
+        if roll < self.fail_rate + self.hang_rate:
+            return "hang"
+        if roll < self.fail_rate + self.hang_rate + self.malformed_rate:
+            return "malformed"
         return "ok"
 
     def _record(self, path: str, headers, body: dict) -> None:

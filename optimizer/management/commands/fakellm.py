@@ -28,15 +28,36 @@ class Command(BaseCommand):
             "--fail-rate",
             type=_fraction,
             default=0.0,
-            help="Fraction (0-1) of requests answered with HTTP 500.",
+            help="Fraction (0-1) of requests answered with an error.",
+        )
+        parser.add_argument(
+            "--fail-status", type=int, default=500, help="HTTP status of those errors (e.g. 429, 503, 529)."
+        )
+        parser.add_argument("--retry-after", type=float, help="Send Retry-After (seconds) with those errors.")
+        parser.add_argument(
+            "--hang-rate", type=_fraction, default=0.0, help="Fraction of requests never answered."
+        )
+        parser.add_argument(
+            "--malformed-rate", type=_fraction, default=0.0, help="Fraction answered with invalid JSON."
         )
 
     def handle(self, *args, **options):
         if options["latency"] < 0:
             raise CommandError("--latency must be 0 or more seconds.")
+        if not 400 <= options["fail_status"] <= 599:
+            raise CommandError("--fail-status must be an HTTP error status, 400 to 599.")
+        if options["fail_rate"] + options["hang_rate"] + options["malformed_rate"] > 1:
+            raise CommandError("--fail-rate, --hang-rate and --malformed-rate add up to more than 1.")
         try:
             fake = FakeProvider(
-                options["host"], options["port"], latency=options["latency"], fail_rate=options["fail_rate"]
+                options["host"],
+                options["port"],
+                latency=options["latency"],
+                fail_rate=options["fail_rate"],
+                fail_status=options["fail_status"],
+                retry_after=options["retry_after"],
+                hang_rate=options["hang_rate"],
+                malformed_rate=options["malformed_rate"],
             )
         except OSError as exc:
             raise CommandError(

@@ -127,3 +127,36 @@ def test_fakellm_serves_until_stopped(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=10) == 0
+
+
+def test_fakellm_rejects_rates_that_add_up_to_more_than_one(tmp_path):
+    completed = manage(
+        "fakellm", "--fail-rate", "0.6", "--hang-rate", "0.6", env=clean_env(DATA_DIR=str(tmp_path))
+    )
+
+    assert completed.returncode != 0
+    assert "add up to more than 1" in completed.stderr
+
+
+def test_the_fakes_failure_switches_drive_the_gateway():
+    from optimizer.llm import gateway
+    from optimizer.llm.fake_provider import FakeProvider
+    from tests.optimizer.llm.conftest import add_model, builtin, make_request
+
+    throttled = FakeProvider(fail_rate=1.0, fail_status=429, retry_after=0).start()
+    garbled = FakeProvider(malformed_rate=1.0).start()
+    try:
+        first = add_model(throttled.url, name="Throttled", order=1)
+        add_model(garbled.url, name="Garbled", order=2)
+
+        result = gateway.call(make_request(), builtin=builtin, model=first)
+    finally:
+        throttled.stop()
+        garbled.stop()
+
+    assert len(throttled.requests) == 3  # 429 with Retry-After: 0 is retried, three attempts
+    assert [(skip.provider, skip.reason, skip.status) for skip in result.skipped] == [
+        ("Throttled", "error", 429),
+        ("Garbled", "invalid answer", None),
+    ]
+    assert result.builtin
