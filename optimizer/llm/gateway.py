@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
@@ -72,15 +73,23 @@ def call(
     run_id: int | None = None,
     budget_gate: BudgetGate | None = None,
 ) -> GatewayResult:
-    """Answer ``request`` with the first model that can; ``builtin()`` when none can."""
+    """Answer ``request`` with the first model that can; ``builtin()`` when none can.
+
+    One deadline covers the whole call, failover included: a model not reached in time is
+    skipped, and the built-in engine answers.
+    """
     gate = budget_gate or BudgetGate()
+    deadline = time.monotonic() + retry_settings()["deadline_s"]
     skipped: list[Skip] = []
     if model is not None and model.provider.kind == Provider.Kind.BUILTIN:
         candidates = iter(())
     else:
         candidates = candidate_models(model)
     for choice in candidates:
-        outcome = _call_model(choice, request, gate=gate, user_id=user_id, run_id=run_id)
+        if time.monotonic() >= deadline:
+            skipped.append(Skip(choice.provider.name, choice.model_id, "deadline reached"))
+            continue
+        outcome = _call_model(choice, request, gate=gate, user_id=user_id, run_id=run_id, deadline=deadline)
         if isinstance(outcome, Skip):
             skipped.append(outcome)
             continue
@@ -112,7 +121,9 @@ def _call_builtin(request, builtin, *, user_id, run_id, skipped) -> GatewayResul
     )
 
 
-def _call_model(choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id) -> GatewayResult | Skip:
+def _call_model(
+    choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id, deadline: float
+) -> GatewayResult | Skip:
     provider = choice.provider
     record = _Recorder(choice, request, user_id=user_id, run_id=run_id)
 
@@ -135,31 +146,38 @@ def _call_model(choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_
     if not decision.allowed:
         return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
 
-    permit = breaker.allow(found)
-    if not permit.allowed:
-        gate.release(decision)
-        return Skip(provider.name, choice.model_id, f"breaker {permit.state.value.replace('_', '-')}")
+    # Waiting for a free slot is this process's own congestion, not the provider's failure: it is
+    # settled before the breaker is asked, so it never counts against the provider.
+    with _provider_slot(provider, deadline) as acquired:
+        if not acquired:
+            gate.release(decision)
+            return Skip(provider.name, choice.model_id, "provider busy")
+        permit = breaker.allow(found)
+        if not permit.allowed:
+            gate.release(decision)
+            return Skip(provider.name, choice.model_id, f"breaker {permit.state.value.replace('_', '-')}")
 
-    started = time.perf_counter()
-    try:
-        with _provider_slot(provider):
-            answer, cost = _ask_with_repair(choice, request, secret, record)
-    except (ProviderError, httpx.HTTPError) as exc:
-        breaker.record_failure(permit)
-        gate.release(decision)
-        status = getattr(exc, "status", None)
-        record.write(
-            status=UsageRecord.Status.ERROR,
-            cost=Decimal(0),
-            latency_ms=_ms_since(started),
-            error_class=type(exc).__name__,
-            http_status=status,
-        )
-        return Skip(provider.name, choice.model_id, "error", error_class=type(exc).__name__, status=status)
-    except _InvalidAfterRepair as exc:
-        breaker.record_success(permit)
-        gate.settle(decision, actual_cost=exc.cost)
-        return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
+        started = time.perf_counter()
+        try:
+            answer, cost = _ask_with_repair(choice, request, secret, record, deadline)
+        except (ProviderError, httpx.HTTPError) as exc:
+            breaker.record_failure(permit)
+            gate.release(decision)
+            status = getattr(exc, "status", None)
+            record.write(
+                status=UsageRecord.Status.ERROR,
+                cost=Decimal(0),
+                latency_ms=_ms_since(started),
+                error_class=type(exc).__name__,
+                http_status=status,
+            )
+            return Skip(
+                provider.name, choice.model_id, "error", error_class=type(exc).__name__, status=status
+            )
+        except _InvalidAfterRepair as exc:
+            breaker.record_success(permit)
+            gate.settle(decision, actual_cost=exc.cost)
+            return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
 
     breaker.record_success(permit)
     gate.settle(decision, actual_cost=cost)
@@ -173,14 +191,14 @@ class _InvalidAfterRepair(Exception):
         self.cost = cost
 
 
-def _ask_with_repair(choice, request, secret, record) -> tuple[adapters.Answer, Decimal | None]:
+def _ask_with_repair(choice, request, secret, record, deadline) -> tuple[adapters.Answer, Decimal | None]:
     """One request and, if its answer does not fit the schema, one repair request. Each HTTP
     exchange that returns is recorded with its own tokens and cost."""
     spent: Decimal | None = Decimal(0)
     current = request
     for attempt in ("first", "repair"):
         started = time.perf_counter()
-        payload = _send_with_retries(choice, current, secret)
+        payload = _send_with_retries(choice, current, secret, deadline)
         try:
             answer = _parse(choice.provider.kind, payload)
             validate(answer.data, request.schema)
@@ -215,17 +233,16 @@ def _ask_with_repair(choice, request, secret, record) -> tuple[adapters.Answer, 
     raise AssertionError("unreachable")
 
 
-def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | None) -> dict:
+def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | None, deadline: float) -> dict:
     provider = choice.provider
     body = (adapters.anthropic_body if provider.kind == Provider.Kind.ANTHROPIC else adapters.openai_body)(
         request, choice.model_id
     )
     policy = retry_settings()
-    deadline = time.monotonic() + policy["deadline_s"]
     for attempt in stamina.retry_context(
         on=_backoff,
         attempts=policy["attempts"],
-        timeout=policy["deadline_s"],
+        timeout=max(deadline - time.monotonic(), 0.1),
         wait_initial=policy["wait_initial"],
         wait_max=policy["wait_max"],
         wait_jitter=policy["wait_jitter"],
@@ -311,24 +328,21 @@ def _estimate_cost(choice: ModelChoice, request: LLMRequest) -> Decimal | None:
     return call_cost(catalog="", model_id=choice.model_id, own=prices, usage=usage)
 
 
-class _provider_slot:
-    """At most ``max_concurrency`` requests to one provider at a time from this process."""
-
-    def __init__(self, provider: Provider):
-        with _semaphores_lock:
-            size, semaphore = _semaphores.get(provider.pk, (None, None))
-            if size != provider.max_concurrency:
-                semaphore = threading.BoundedSemaphore(provider.max_concurrency)
-                _semaphores[provider.pk] = (provider.max_concurrency, semaphore)
-        self._semaphore = semaphore
-
-    def __enter__(self):
-        if not self._semaphore.acquire(timeout=retry_settings()["deadline_s"]):
-            raise ProviderError("too many concurrent requests to this provider", retryable=False)
-        return self
-
-    def __exit__(self, *exc_info):
-        self._semaphore.release()
+@contextmanager
+def _provider_slot(provider: Provider, deadline: float) -> Iterator[bool]:
+    """At most ``max_concurrency`` requests to one provider at a time from this process; yields
+    whether a slot came free before the deadline."""
+    with _semaphores_lock:
+        size, semaphore = _semaphores.get(provider.pk, (None, None))
+        if size != provider.max_concurrency:
+            semaphore = threading.BoundedSemaphore(provider.max_concurrency)
+            _semaphores[provider.pk] = (provider.max_concurrency, semaphore)
+    acquired = semaphore.acquire(timeout=max(deadline - time.monotonic(), 0))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            semaphore.release()
 
 
 class _Recorder:

@@ -1,12 +1,16 @@
 """Failover: the chosen model, then the others by fallback order, then the built-in engine."""
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from costs.services import BudgetDecision, BudgetGate
 from optimizer.llm import gateway
 from optimizer.llm.breaker import CircuitBreaker
+from optimizer.llm.gateway import _provider_slot
 from tests.optimizer.llm.conftest import BUILTIN_ANSWER, add_model, builtin, make_request
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +36,7 @@ def test_failover_follows_the_order_and_says_why_each_model_was_passed(db, fake)
     first = add_model(fake.url, name="First", order=1)
     second = add_model(fake.url, name="Second", order=2)
     third = add_model(fake.url, name="Third", order=3)
-    CircuitBreaker(second.breaker_key)._open(__import__("time").time())
+    CircuitBreaker(second.breaker_key)._open(time.time())
     fake.enqueue({"status": 404})
 
     result = gateway.call(make_request(), builtin=builtin, model=first)
@@ -91,9 +95,47 @@ def test_a_budget_refusal_skips_the_model_without_calling_it(db, fake):
 
 def test_a_reservation_is_released_when_the_breaker_refuses(db, fake):
     choice = add_model(fake.url, name="Open")
-    CircuitBreaker(choice.breaker_key)._open(__import__("time").time())
+    CircuitBreaker(choice.breaker_key)._open(time.time())
     gate = RefuseOver(Decimal("100"))
 
     gateway.call(make_request(), builtin=builtin, model=choice, budget_gate=gate)
 
     assert gate.released == 1
+
+
+def test_one_deadline_covers_the_whole_call_failover_included(db, fake, settings):
+    settings.LLM_RETRY = {**settings.LLM_RETRY, "deadline_s": 0.6}
+    first = add_model(fake.url, name="Hangs first", order=1, read_timeout_s=5)
+    add_model(fake.url, name="Hangs second", order=2, read_timeout_s=5)
+    fake.enqueue("hang", "hang", "hang", "hang", "hang", "hang")
+
+    started = time.monotonic()
+    result = gateway.call(make_request(), builtin=builtin, model=first)
+
+    assert time.monotonic() - started < 3  # not two models times three attempts
+    assert result.builtin
+    assert result.skipped[-1].reason == "deadline reached"
+
+
+@pytest.mark.django_db(transaction=True)  # the second caller runs in a thread of its own
+def test_a_full_provider_is_skipped_as_busy_without_counting_against_its_breaker(fake, settings):
+    settings.LLM_RETRY = {**settings.LLM_RETRY, "deadline_s": 0.5}
+    choice = add_model(fake.url, name="One at a time", max_concurrency=1)
+    outcome = {}
+
+    def second_caller():
+        try:
+            outcome["result"] = gateway.call(make_request(), builtin=builtin, model=choice)
+        finally:
+            connections.close_all()
+
+    with _provider_slot(choice.provider, time.monotonic() + 5) as held:
+        assert held  # the first caller holds the only slot
+        worker = threading.Thread(target=second_caller)
+        worker.start()
+        worker.join(timeout=10)
+
+    result = outcome["result"]
+    assert result.builtin and result.skipped[0].reason == "provider busy"
+    assert fake.requests == []
+    assert CircuitBreaker(choice.breaker_key).status()["failures_last_window"] == 0
