@@ -1,0 +1,1 @@
+"""The built-in engine's pure-Python parts: no Django, no network (importable and testable alone)."""
