@@ -29,7 +29,7 @@ from optimizer.llm import adapters, api_cache
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.errors import MAX_RETRY_AFTER_S, InvalidAnswer, ProviderError
 from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost, catalog_prices
-from optimizer.llm.structured import repair_request, validate
+from optimizer.llm.structured import repair_request, schema_fingerprint, validate
 from optimizer.llm.transport import http_client
 from optimizer.llm.types import GatewayResult, LLMRequest, Skip
 from optimizer.models import ModelChoice, Provider
@@ -317,7 +317,7 @@ def _cost(choice: ModelChoice, usage: TokenUsage) -> Decimal | None:
 
 def _estimate_cost(choice: ModelChoice, request: LLMRequest) -> Decimal | None:
     """A ceiling for the budget gate: the prompt's estimated tokens and the full output allowance."""
-    prompt_chars = sum(len(m.content) for m in request.messages) + len(str(request.schema))
+    prompt_chars = sum(len(m.content) for m in request.messages) + len(schema_fingerprint(request.schema))
     usage = TokenUsage(
         input_tokens=prompt_chars // CHARS_PER_TOKEN + 1, output_tokens=request.max_output_tokens
     )
