@@ -195,6 +195,9 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
 
+# --- Optimization ---------------------------------------------------------------------------
+PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 50_000, minimum=100, maximum=1_000_000)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

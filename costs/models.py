@@ -15,8 +15,13 @@ class UsageRecord(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    run_id = models.PositiveBigIntegerField(
-        null=True, blank=True, db_index=True, help_text="The optimization run this call served, if any."
+    run = models.ForeignKey(
+        "optimizer.OptimizationRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,  # deleting a run from history keeps what it cost
+        related_name="usage_records",
+        help_text="The optimization run this call served, if any.",
     )
     provider = models.CharField(max_length=60)
     model = models.CharField(max_length=120)

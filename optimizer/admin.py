@@ -2,9 +2,10 @@ import os
 
 from django.contrib import admin, messages
 
+from optimizer import services
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.pricing import catalog_prices
-from optimizer.models import ModelChoice, Provider
+from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
 
 
 class ModelChoiceInline(admin.TabularInline):
@@ -70,3 +71,64 @@ class ModelChoiceAdmin(admin.ModelAdmin):
         for choice in queryset:
             CircuitBreaker(choice.breaker_key).reset()
         self.message_user(request, f"Reset {queryset.count()} circuit breaker(s).", messages.SUCCESS)
+
+
+class RunInline(admin.TabularInline):
+    model = OptimizationRun
+    extra = 0
+    fields = ["status", "engine", "model", "score_before", "score_after", "cost", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["title", "owner", "type", "favorite", "created_at"]
+    list_filter = ["type", "favorite", "created_at"]
+    search_fields = ["title", "text", "owner__username"]
+    raw_id_fields = ["owner"]
+    inlines = [RunInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner")
+
+
+@admin.register(OptimizationRun)
+class OptimizationRunAdmin(admin.ModelAdmin):
+    """Runs are records of what happened: read-only here, deletable (through the same service as
+    the history page, so a prompt left with no run goes too)."""
+
+    list_display = [
+        "id",
+        "prompt",
+        "owner",
+        "status",
+        "engine",
+        "model",
+        "score_before",
+        "score_after",
+        "cost",
+        "cached",
+        "created_at",
+    ]
+    list_filter = ["status", "engine", "cached", "created_at"]
+    search_fields = ["prompt__title", "owner__username", "model"]
+    list_select_related = ["prompt", "owner"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_queryset(self, request, queryset):
+        for run in queryset.select_related("prompt"):
+            services.run_delete(run=run)
+
+    def delete_model(self, request, obj):
+        services.run_delete(run=obj)

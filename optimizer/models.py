@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+USER_MODEL = settings.AUTH_USER_MODEL  # a name the run's own `settings` field cannot shadow
 
 
 class Provider(models.Model):
@@ -95,3 +98,98 @@ class ModelChoice(models.Model):
     @property
     def breaker_key(self) -> str:
         return f"{self.provider_id}:{self.model_id}"
+
+
+class Prompt(models.Model):
+    """A prompt a user brought to optimize; its runs are the optimizations of it."""
+
+    class Type(models.TextChoices):
+        GENERAL = "general", "General"
+        CREATIVE = "creative", "Creative"
+        TECHNICAL = "technical", "Technical"
+        ANALYTICAL = "analytical", "Analytical"
+        CODING = "coding", "Coding"
+        DATA = "data", "Data"
+
+    owner = models.ForeignKey(USER_MODEL, on_delete=models.CASCADE, related_name="prompts")
+    title = models.CharField(max_length=120)
+    text = models.TextField()
+    type = models.CharField(max_length=12, choices=Type, default=Type.GENERAL)
+    tags = models.JSONField(default=list, blank=True)
+    favorite = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OptimizationRun(models.Model):
+    """One optimization of a prompt: its settings, progress, every stage's output and its cost. The
+    stage outputs are stored, so showing a run never recomputes anything."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Engine(models.TextChoices):
+        BUILTIN = "builtin", "Built-in engine"
+        LLM = "llm", "Language model"
+
+    STAGES = ("deconstruct", "diagnose", "design", "evaluate")
+
+    owner = models.ForeignKey(USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="runs")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+        help_text="The run this one re-optimized.",
+    )  # fmt: skip
+    settings = models.JSONField(default=dict, help_text="Type, preset, techniques, model, span keeping.")
+    engine = models.CharField(max_length=10, choices=Engine, default=Engine.BUILTIN)
+    provider = models.CharField(max_length=60, blank=True, help_text="Who actually answered.")
+    model = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    stage = models.CharField(max_length=12, blank=True, help_text="The stage running now.")
+    stage_timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds per finished stage.")
+    deconstruction = models.JSONField(default=dict, blank=True)
+    diagnosis = models.JSONField(default=dict, blank=True)
+    techniques = models.JSONField(
+        default=list, blank=True, help_text="Chosen techniques, why, applied or not."
+    )
+    optimized_text = models.TextField(blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    scores = models.JSONField(default=dict, blank=True, help_text="Rubric scores before and after.")
+    score_before = models.PositiveSmallIntegerField(null=True, blank=True)
+    score_after = models.PositiveSmallIntegerField(null=True, blank=True)
+    score_gain = models.SmallIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    unpriced_calls = models.PositiveIntegerField(default=0, help_text="Calls to models with no known price.")
+    cached = models.BooleanField(default=False, help_text="Completed from the result cache.")
+    analysis_cached = models.BooleanField(default=False, help_text="Stages 1-2 came from the analysis cache.")
+    degraded_reason = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["owner", "status"]),
+            models.Index(fields=["owner", "score_gain"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.prompt_id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -1,9 +1,11 @@
 """State changes of the optimizer app. Views, commands and tasks call these; nothing else writes."""
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +13,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from optimizer import caching, pipeline
+from optimizer.models import OptimizationRun, Prompt
+
+logger = logging.getLogger(__name__)
 
 ADMIN_PASSWORD_FILENAME = "admin-password.txt"  # noqa: S105 - a file name, not a secret
 
@@ -66,3 +75,123 @@ def _write_owner_only(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+# --- Optimization runs ----------------------------------------------------------------------
+
+
+def run_settings_build(
+    *, prompt_type: str, preset: str, techniques: list[str], model: str, keep_spans: bool
+) -> dict:
+    """The settings a run records, in the one shape the result cache keys on."""
+    return {
+        "type": prompt_type,
+        "preset": preset,
+        "techniques": sorted(set(techniques)),
+        "model": model,
+        "keep_spans": keep_spans,
+    }
+
+
+def _title_from(text: str) -> str:
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled prompt")
+    return first_line if len(first_line) <= 80 else first_line[:79].rstrip() + "…"
+
+
+@transaction.atomic
+def run_submit(
+    *,
+    owner,
+    text: str,
+    run_settings: dict,
+    title: str = "",
+    tags: list[str] | None = None,
+    parent: OptimizationRun | None = None,
+    enqueue: bool = True,
+) -> OptimizationRun:
+    """Save the prompt and a run of it. A result-cache hit completes the run at once (no task, no
+    cost); otherwise the run is queued and a worker picks it up once this transaction commits
+    (``enqueue=False``: the caller runs the pipeline itself)."""
+    prompt = Prompt.objects.create(
+        owner=owner,
+        title=title.strip() or _title_from(text),
+        text=text,
+        type=run_settings["type"],
+        tags=tags or [],
+    )
+    run = OptimizationRun(owner=owner, prompt=prompt, parent=parent, settings=run_settings)
+    hit = caching.result_get(caching.result_key(text, run_settings, pipeline.engine_version(run_settings)))
+    if hit:
+        now = timezone.now()
+        for name, value in hit.items():
+            setattr(run, name, value)
+        run.status, run.cached, run.started_at, run.finished_at, run.duration_ms = (
+            OptimizationRun.Status.DONE, True, now, now, 0
+        )  # fmt: skip
+        run.save()
+        return run
+    run.save()
+    if enqueue:
+        transaction.on_commit(partial(_enqueue, run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    try:
+        async_task(
+            "optimizer.tasks.optimization_run_task",
+            run_id,
+            task_name=f"optimize-run-{run_id}",
+            group="optimize",
+        )
+    except Exception:
+        logger.exception("could not queue optimization run %s", run_id)
+        OptimizationRun.objects.filter(pk=run_id, status=OptimizationRun.Status.QUEUED).update(
+            status=OptimizationRun.Status.FAILED,
+            error="The task queue is not answering, so the optimization could not start. Try again shortly.",
+            finished_at=timezone.now(),
+        )
+
+
+def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
+    """Optimize a run's result again, with the same settings: a new version linked to its parent."""
+    if run.status != OptimizationRun.Status.DONE:
+        raise ValidationError("Only a finished optimization can be optimized again.")
+    title = _title_from(run.prompt.title)
+    return run_submit(
+        owner=run.owner,
+        text=run.optimized_text,
+        run_settings=run.settings,
+        title=title if title.endswith("(again)") else f"{title[:110]} (again)",
+        tags=run.prompt.tags,
+        parent=run,
+    )
+
+
+@transaction.atomic
+def run_delete(*, run: OptimizationRun) -> None:
+    """Delete a run; its prompt goes too when no other run uses it. Usage records stay (costs)."""
+    prompt = run.prompt
+    run.delete()
+    if not prompt.runs.exists():
+        prompt.delete()
+
+
+def prompt_favorite_set(*, prompt: Prompt, favorite: bool) -> Prompt:
+    Prompt.objects.filter(pk=prompt.pk).update(favorite=favorite)
+    prompt.favorite = favorite
+    return prompt
+
+
+def run_expire_stale(*, run: OptimizationRun) -> OptimizationRun:
+    """A run whose worker died mid-way is ended as failed, never left "running" for ever."""
+    if run.status == OptimizationRun.Status.RUNNING and run.started_at:
+        limit = timezone.now() - pipeline.stale_after() - timedelta(seconds=settings.Q_CLUSTER["retry"])
+        if run.started_at < limit:
+            OptimizationRun.objects.filter(pk=run.pk, status=OptimizationRun.Status.RUNNING).update(
+                status=OptimizationRun.Status.FAILED,
+                error="The worker running this optimization stopped. Optimize the prompt again.",
+                finished_at=timezone.now(),
+            )
+            run.refresh_from_db()
+    return run

@@ -7,13 +7,15 @@ app_name = "optimizer"
 urlpatterns = [
     path("", views.optimize, name="optimize"),
     path("healthz", views.healthz, name="healthz"),
-    path(
-        "history/",
-        views.coming_soon(
-            "History", "Every optimization you run, searchable and filterable, with versions and export."
-        ),
-        name="history",
-    ),
+    path("runs/<int:pk>/", views.run_detail, name="run"),
+    path("runs/<int:pk>/progress/", views.run_progress, name="run-progress"),
+    path("runs/<int:pk>/diff/", views.run_diff, name="run-diff"),
+    path("runs/<int:pk>/reoptimize/", views.run_reoptimize, name="run-reoptimize"),
+    path("runs/<int:pk>/favorite/", views.run_favorite, name="run-favorite"),
+    path("runs/<int:pk>/delete/", views.run_delete, name="run-delete"),
+    path("history/", views.history, name="history"),
+    path("history/export.json", views.history_export, {"fmt": "json"}, name="history-export-json"),
+    path("history/export.csv", views.history_export, {"fmt": "csv"}, name="history-export-csv"),
     path(
         "batch/", views.coming_soon("Batch", "Optimize many prompts at once from a CSV file."), name="batch"
     ),

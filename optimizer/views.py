@@ -1,25 +1,236 @@
+import csv
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LogoutView
-from django.http import JsonResponse
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
+from django_htmx.http import push_url, retarget
 
+from optimizer import diffing, selectors, services
+from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.engine.rubric import CRITERIA
+from optimizer.forms import HistoryFilterForm, OptimizeForm
 from optimizer.health import health_report
+from optimizer.models import OptimizationRun
+
+HISTORY_PAGE_SIZE = 25
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@vary_on_headers("HX-Request")
+def optimize(request):
+    """The optimize form; a valid submission saves the prompt and a run, then shows its progress."""
+    form = OptimizeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        run = services.run_submit(
+            owner=request.user,
+            text=data["text"],
+            title=data["title"],
+            tags=data["tags"],
+            run_settings=services.run_settings_build(
+                prompt_type=data["type"],
+                preset=data["preset"],
+                techniques=data["techniques"],
+                model=data["model"],
+                keep_spans=data["keep_spans"],
+            ),
+        )
+        if not request.htmx:
+            return redirect("optimizer:run", pk=run.pk)
+        response = render(request, "optimizer/run.html#run-panel", _run_context(run))
+        return push_url(retarget(response, "#optimize-panel"), reverse("optimizer:run", args=[run.pk]))
+    template = "optimizer/optimize.html#optimize-form" if request.htmx else "optimizer/optimize.html"
+    return render(request, template, _optimize_context(form))
+
+
+def _optimize_context(form) -> dict:
+    checks = health_report()["checks"]
+    return {
+        "form": form,
+        "presets": PRESETS,
+        "techniques": TECHNIQUES.values(),
+        "criteria": CRITERIA.values(),
+        "broker": checks["task_broker"],
+    }
+
+
+def _run_context(run: OptimizationRun, diff_mode: str = "inline") -> dict:
+    context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode}
+    if run.status == OptimizationRun.Status.DONE:
+        context["score_rows"] = _score_rows(run)
+        context["deconstruction_rows"] = [
+            (
+                key.replace("_", " ").capitalize(),
+                "; ".join(map(str, value)) if isinstance(value, list) else value,
+            )
+            for key, value in (run.deconstruction or {}).items()
+        ]
+        context["diff"] = _diff(run, diff_mode)
+    else:
+        context["stages"] = _stage_rows(run)
+    return context
+
+
+def _stage_rows(run: OptimizationRun) -> list[dict]:
+    return [
+        {
+            "name": stage,
+            "done": stage in run.stage_timings,
+            "current": run.stage == stage,
+            "ms": run.stage_timings.get(stage),
+        }
+        for stage in OptimizationRun.STAGES
+    ]
+
+
+def _score_rows(run: OptimizationRun) -> list[dict]:
+    scores = run.scores or {}
+    before = {item["key"]: item for item in scores.get("before", {}).get("criteria", [])}
+    after = {item["key"]: item for item in scores.get("after", {}).get("criteria", [])}
+    llm_after = {item["key"]: item for item in (scores.get("llm_after") or {}).get("criteria", [])}
+    return [
+        {
+            "name": name,
+            "weight": weight,
+            "before": before.get(key, {}).get("score"),
+            "after": after.get(key, {}).get("score"),
+            "rationale": after.get(key, {}).get("rationale", ""),
+            "llm_after": llm_after.get(key, {}).get("score"),
+        }
+        for key, (name, weight, _) in CRITERIA.items()
+    ]
+
+
+def _diff(run: OptimizationRun, mode: str) -> object:
+    if mode == "side":
+        return diffing.side_by_side(run.prompt.text, run.optimized_text)
+    return diffing.inline_diff(run.prompt.text, run.optimized_text)
 
 
 @require_safe
-def optimize(request):
-    """Home page. The optimize form arrives with the pipeline; until then it shows system status."""
-    checks = health_report()["checks"]
-    services = [
-        ("Database", checks["database"]),
-        ("Cache", checks["cache"]),
-        ("Task broker", checks["task_broker"]),
-    ]
-    return render(request, "optimizer/optimize.html", {"services": services})
+def run_detail(request, pk: int):
+    run = services.run_expire_stale(run=selectors.run_for_user(request.user, pk))
+    context = _run_context(run, request.GET.get("diff", "inline")) | {"chain": selectors.version_chain(run)}
+    return render(request, "optimizer/run.html", context)
+
+
+@require_safe
+@never_cache
+def run_progress(request, pk: int):
+    """The live panel: the stages while the run works, the result once it is done."""
+    run = services.run_expire_stale(run=selectors.run_for_user(request.user, pk))
+    return render(request, "optimizer/run.html#run-panel", _run_context(run))
+
+
+@require_safe
+def run_diff(request, pk: int):
+    run = selectors.run_for_user(request.user, pk)
+    if run.status != OptimizationRun.Status.DONE:
+        raise Http404("This run has no result yet.")
+    mode = "side" if request.GET.get("mode") == "side" else "inline"
+    return render(request, "optimizer/run.html#diff", _run_context(run, mode))
+
+
+@require_POST
+def run_reoptimize(request, pk: int):
+    run = selectors.run_for_user(request.user, pk)
+    try:
+        child = services.run_reoptimize(run=run)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("optimizer:run", pk=run.pk)
+    return redirect("optimizer:run", pk=child.pk)
+
+
+@require_POST
+def run_favorite(request, pk: int):
+    run = selectors.run_for_user(request.user, pk)
+    services.prompt_favorite_set(prompt=run.prompt, favorite=request.POST.get("favorite") == "1")
+    if request.htmx:
+        return render(request, "optimizer/run.html#favorite", {"run": run})
+    return redirect("optimizer:run", pk=run.pk)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def run_delete(request, pk: int):
+    run = selectors.run_for_user(request.user, pk)
+    if request.method == "POST":
+        services.run_delete(run=run)
+        messages.success(request, f"Deleted “{run.prompt.title}”.")
+        return redirect("optimizer:history")
+    return render(request, "optimizer/run_delete.html", {"run": run})
+
+
+@require_safe
+@vary_on_headers("HX-Request")
+def history(request):
+    form = HistoryFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    page = Paginator(selectors.history_runs(owner=request.user, filters=filters), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    template = "optimizer/history.html#history-results" if request.htmx else "optimizer/history.html"
+    return render(request, template, context)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
+    text = (
+        json.dumps(value, ensure_ascii=False)
+        if isinstance(value, (list, dict))
+        else ""
+        if value is None
+        else str(value)
+    )
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_safe
+def history_export(request, fmt: str):
+    form = HistoryFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows = selectors.history_export_rows(owner=request.user, filters=filters)
+    if fmt == "json":
+        response = StreamingHttpResponse(_json_stream(rows), content_type="application/json")
+    else:
+        response = StreamingHttpResponse(_csv_stream(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="prompt-history.{fmt}"'
+    return response
+
+
+def _json_stream(rows):
+    yield "["
+    for index, row in enumerate(rows):
+        yield ("," if index else "") + "\n" + json.dumps(row, ensure_ascii=False)
+    yield "\n]\n"
+
+
+def _csv_stream(rows):
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(selectors.EXPORT_FIELDS)  # the BOM makes Excel read UTF-8
+    for row in rows:
+        yield writer.writerow([csv_cell(row[name]) for name in selectors.EXPORT_FIELDS])
 
 
 @login_not_required

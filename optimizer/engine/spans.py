@@ -12,6 +12,7 @@ from dataclasses import dataclass
 # Longest first: a code block may contain anything else; {{x}} must not be read as {x}.
 PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("code block", re.compile(r"```.*?```", re.DOTALL)),
+    ("marker", re.compile(r"^[ \t]*\d{1,3}[.)](?=[ \t])", re.MULTILINE)),  # "1. " starts a list item
     ("url", re.compile(r"\bhttps?://[^\s<>\"'`)\]]+")),
     ("placeholder", re.compile(r"\{\{[^{}\n]{1,2000}\}\}")),  # unambiguous: may be long
     ("placeholder", re.compile(r"\$\{[^{}\n]{1,2000}\}")),  # ${name:a long default}
@@ -31,21 +32,27 @@ class Span:
     text: str
 
 
-def protected_spans(text: str) -> list[Span]:
-    """The spans of ``text`` to keep verbatim, in order of appearance, each text once."""
-    taken: list[tuple[int, int]] = []
-    found: list[tuple[int, Span]] = []
-    seen: set[str] = set()
+def protected_ranges(text: str) -> list[tuple[int, int, Span]]:
+    """Every protected occurrence in ``text`` as (start, end, span), in order, none overlapping."""
+    taken: list[tuple[int, int, Span]] = []
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            if any(start < other_end and other_start < end for other_start, other_end in taken):
+            if any(start < other_end and other_start < end for other_start, other_end, _ in taken):
                 continue  # inside a longer span already kept (a number inside a URL, say)
-            taken.append((start, end))
-            if match.group() not in seen:
-                seen.add(match.group())
-                found.append((start, Span(kind, match.group())))
-    return [span for _, span in sorted(found, key=lambda item: item[0])]
+            taken.append((start, end, Span(kind, match.group())))
+    return sorted((item for item in taken if item[2].kind != "marker"), key=lambda item: item[0])
+
+
+def protected_spans(text: str) -> list[Span]:
+    """The spans of ``text`` to keep verbatim, in order of appearance, each text once."""
+    seen: set[str] = set()
+    found: list[Span] = []
+    for _, _, span in protected_ranges(text):
+        if span.text not in seen:
+            seen.add(span.text)
+            found.append(span)
+    return found
 
 
 def missing_spans(original: str, candidate: str, spans: list[Span] | None = None) -> list[Span]:

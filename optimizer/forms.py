@@ -1,0 +1,131 @@
+import re
+
+from django import forms
+from django.conf import settings
+
+from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+PRESET_CHOICES = [("auto", "Auto: techniques picked from the diagnosis")] + [
+    (slug, f"{name}: {description}") for slug, (name, description, _) in PRESETS.items()
+] + [("none", "None: only the techniques ticked below")]  # fmt: skip
+
+
+def model_choices() -> list[tuple[str, str]]:
+    models = (
+        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
+        .exclude(provider__kind=Provider.Kind.BUILTIN)
+        .select_related("provider")
+        .order_by("provider__fallback_order", "fallback_order", "model_id")
+    )
+    return [
+        ("auto", "Auto"),
+        ("builtin", "Built-in engine (no API key, no cost)"),
+        *[(str(choice.pk), f"{choice.provider.name} / {choice.model_id}") for choice in models],
+    ]
+
+
+def prompt_text_validate(text: str) -> str:
+    """The checks every door applies to a prompt (form, command): a clear message for each."""
+    limit = settings.PROMPT_MAX_CHARS
+    if not text.strip():
+        raise forms.ValidationError("Paste a prompt to optimize: this one is empty.", code="empty")
+    if len(text) > limit:
+        raise forms.ValidationError(
+            f"This prompt is {len(text):,} characters long; the limit is {limit:,}. Shorten it, or raise "
+            "PROMPT_MAX_CHARS.",
+            code="too_long",
+        )
+    if match := CONTROL.search(text):
+        raise forms.ValidationError(
+            f"The prompt contains a control character (U+{ord(match.group()):04X}) at position "
+            f"{match.start() + 1:,}. Remove it (it often comes from copying out of a terminal or PDF).",
+            code="control",
+        )
+    return text.replace("\r\n", "\n")
+
+
+class OptimizeForm(forms.Form):
+    text = forms.CharField(
+        label="Prompt",
+        strip=False,
+        required=False,  # the empty case gets our own message, below
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "autofocus": True}),
+    )
+    type = forms.ChoiceField(label="Type", choices=Prompt.Type.choices, initial=Prompt.Type.GENERAL)
+    preset = forms.ChoiceField(label="Preset", choices=PRESET_CHOICES, initial="auto")
+    techniques = forms.MultipleChoiceField(
+        label="Techniques",
+        required=False,
+        choices=[(slug, technique.name) for slug, technique in TECHNIQUES.items()],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Added to the preset's (or to Auto's) choice.",
+    )
+    model = forms.ChoiceField(label="Model", initial="auto")
+    keep_spans = forms.BooleanField(
+        label="Keep placeholders, quoted text, numbers, URLs and code exactly as written",
+        required=False,
+        initial=True,
+    )
+    title = forms.CharField(
+        label="Title", required=False, max_length=120, help_text="Optional; for your history."
+    )
+    tags = forms.CharField(
+        label="Tags", required=False, max_length=300, help_text="Optional, separated by commas."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = model_choices()
+
+    def clean_text(self) -> str:
+        return prompt_text_validate(self.cleaned_data.get("text") or "")
+
+    def clean_tags(self) -> list[str]:
+        tags = [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+        if len(tags) > 10 or any(len(tag) > 30 for tag in tags):
+            raise forms.ValidationError("Use at most 10 tags of at most 30 characters each.")
+        return list(dict.fromkeys(tags))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("preset") == "none" and not cleaned.get("techniques"):
+            self.add_error("techniques", "Tick at least one technique, or choose Auto or a preset.")
+        return cleaned
+
+
+class HistoryFilterForm(forms.Form):
+    SORTS = {
+        "newest": ("-created_at", "-id"),
+        "oldest": ("created_at", "id"),
+        "gain": ("-score_gain", "-created_at"),
+        "score": ("-score_after", "-created_at"),
+        "cost": ("-cost", "-created_at"),
+    }
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *Prompt.Type.choices])
+    engine = forms.ChoiceField(
+        label="Engine", required=False, choices=[("", "Any engine"), *OptimizationRun.Engine.choices]
+    )
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    favorite = forms.BooleanField(label="Favorites only", required=False)
+    min_gain = forms.IntegerField(label="Score gain at least", required=False, min_value=-100, max_value=100)
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("gain", "Largest score gain"),
+            ("score", "Highest score"),
+            ("cost", "Most expensive"),
+        ],
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned

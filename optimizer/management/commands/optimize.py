@@ -1,0 +1,133 @@
+import json
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from optimizer import pipeline, selectors, services
+from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.forms import prompt_text_validate
+from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+
+
+class Command(BaseCommand):
+    help = (
+        "Optimize a prompt from the command line (or from stdin when no text is given) and print the "
+        "result; the run is saved in the user's history. It runs here, without a task worker."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("text", nargs="?", help="The prompt; read from stdin when omitted or '-'.")
+        parser.add_argument("--type", default="general", choices=Prompt.Type.values)
+        parser.add_argument("--preset", default="auto", choices=["auto", "none", *PRESETS])
+        parser.add_argument(
+            "--technique", action="append", default=[], metavar="SLUG",
+            help="A technique to apply (repeatable): " + ", ".join(TECHNIQUES),
+        )  # fmt: skip
+        parser.add_argument(
+            "--engine", default="auto", choices=["auto", "builtin", "llm"],
+            help="auto: a language model when one is enabled, else the built-in engine.",
+        )  # fmt: skip
+        parser.add_argument("--model", help="provider/model_id of an enabled model (implies --engine llm).")
+        parser.add_argument("--no-keep-spans", action="store_true", help="Allow placeholders etc. to change.")
+        parser.add_argument(
+            "--user", help="Whose history the run is saved in (default: the first superuser)."
+        )
+        parser.add_argument("--title", default="")
+        parser.add_argument("--json", action="store_true", help="Print the whole run as JSON.")
+
+    def handle(self, *args, **options):
+        text = options["text"]
+        if text in (None, "-"):
+            if sys.stdin.isatty():
+                raise CommandError(
+                    "Give the prompt as an argument, or pipe it in: echo 'text' | manage.py optimize"
+                )
+            text = sys.stdin.read()
+        try:
+            text = prompt_text_validate(text)
+        except ValidationError as error:
+            raise CommandError(error.messages[0], returncode=2) from None
+        unknown = [slug for slug in options["technique"] if slug not in TECHNIQUES]
+        if unknown:
+            raise CommandError(
+                f"Unknown technique {unknown[0]!r}. Known: {', '.join(TECHNIQUES)}.", returncode=2
+            )
+        if options["preset"] == "none" and not options["technique"]:
+            raise CommandError("--preset none needs at least one --technique.", returncode=2)
+        run = services.run_submit(
+            owner=self._user(options["user"]),
+            text=text,
+            title=options["title"],
+            run_settings=services.run_settings_build(
+                prompt_type=options["type"],
+                preset=options["preset"],
+                techniques=options["technique"],
+                model=self._model(options["engine"], options["model"]),
+                keep_spans=not options["no_keep_spans"],
+            ),
+            enqueue=False,
+        )
+        if run.status == OptimizationRun.Status.QUEUED:
+            pipeline.run_optimization(run_id=run.pk)  # here and now, no worker needed
+        run.refresh_from_db()
+        if run.status != OptimizationRun.Status.DONE:
+            raise CommandError(run.error or "The optimization failed.")
+        self._print(run, as_json=options["json"])
+
+    def _user(self, username: str | None):
+        users = get_user_model().objects
+        if username:
+            user = users.filter(username=username).first()
+            if user is None:
+                raise CommandError(
+                    f"No user named {username!r}. Create one with manage.py createsuperuser.", returncode=2
+                )
+            return user
+        user = users.filter(is_superuser=True, is_active=True).order_by("pk").first()
+        if user is None:
+            raise CommandError("No superuser yet: run make run once, or pass --user NAME.", returncode=2)
+        return user
+
+    def _model(self, engine: str, model: str | None) -> str:
+        if model:
+            provider, _, model_id = model.partition("/")
+            choice = (
+                ModelChoice.objects.filter(
+                    provider__name=provider, model_id=model_id, enabled=True, provider__enabled=True
+                )
+                .exclude(provider__kind=Provider.Kind.BUILTIN)
+                .first()
+            )
+            if choice is None:
+                raise CommandError(
+                    f"No enabled model {model!r}. Give it as provider/model_id, as listed in the admin.",
+                    returncode=2,
+                )
+            return str(choice.pk)
+        if engine == "llm" and not pipeline.llm_models_available():
+            raise CommandError(
+                "--engine llm needs an enabled language model: set an API key (see .env.example) or add "
+                "one in the admin.",
+                returncode=2,
+            )
+        return "builtin" if engine == "builtin" else "auto"
+
+    def _print(self, run: OptimizationRun, *, as_json: bool) -> None:
+        if as_json:
+            row = selectors.run_export_row(run) | {
+                "scores": run.scores,
+                "techniques": run.techniques,
+                "deconstruction": run.deconstruction,
+            }
+            self.stdout.write(json.dumps(row, ensure_ascii=False, indent=2))
+            return
+        self.stdout.write(run.optimized_text.rstrip("\n"))
+        engine = run.get_engine_display() + (f" ({run.provider} / {run.model})" if run.model else "")
+        summary = f"Score {run.score_before} → {run.score_after} · {engine} · cost ${run.cost:.6f}"
+        if run.cached:
+            summary += " · from the result cache"
+        if run.degraded_reason:
+            summary += f" · degraded: {run.degraded_reason}"
+        self.stderr.write(summary)

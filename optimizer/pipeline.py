@@ -1,0 +1,215 @@
+"""The four-stage pipeline, one service whatever the engine: deconstruct → diagnose → design →
+evaluate, with the original scored while the design is made. Called by the task worker with a
+run's id; safe to deliver twice (the run is claimed with a conditional update).
+"""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from costs.models import UsageRecord
+from optimizer import caching
+from optimizer.engine.analysis import select_techniques
+from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.engine.rubric import score
+from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome
+from optimizer.models import ModelChoice, OptimizationRun, Provider
+
+logger = logging.getLogger(__name__)
+
+FAILED_MESSAGE = "The optimization failed unexpectedly ({error}). It has been logged; please try again."
+
+
+def llm_models_available() -> bool:
+    return (
+        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
+        .exclude(provider__kind=Provider.Kind.BUILTIN)
+        .exists()
+    )
+
+
+def engine_version(run_settings: dict) -> str:
+    """Which engine a run with these settings uses, as the result cache's key part."""
+    if run_settings["model"] == "builtin" or (run_settings["model"] == "auto" and not llm_models_available()):
+        return BuiltinEngine.version
+    return f"{LLMEngine.version}:{run_settings['model']}"
+
+
+def _engine(run: OptimizationRun):
+    if engine_version(run.settings) == BuiltinEngine.version:
+        return BuiltinEngine()
+    choice = None
+    if run.settings["model"] != "auto":
+        choice = ModelChoice.objects.select_related("provider").filter(pk=run.settings["model"]).first()
+    return LLMEngine(model=choice, user_id=run.owner_id, run_id=run.pk)
+
+
+def stale_after() -> timedelta:
+    """A run still "running" this long after it started lost its worker (the task timeout)."""
+    return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
+
+
+def _claim(run_id: int) -> OptimizationRun | None:
+    now = timezone.now()
+    fresh = OptimizationRun.objects.filter(pk=run_id, status=OptimizationRun.Status.QUEUED)
+    lost = OptimizationRun.objects.filter(
+        pk=run_id, status=OptimizationRun.Status.RUNNING, started_at__lt=now - stale_after()
+    )
+    if fresh.update(status=OptimizationRun.Status.RUNNING, started_at=now, stage="") != 1 and (
+        lost.update(started_at=now, stage="") != 1
+    ):
+        return None  # done already, or another worker has it
+    return OptimizationRun.objects.select_related("prompt").get(pk=run_id)
+
+
+def run_optimization(*, run_id: int) -> None:
+    """Run the pipeline for a queued run. Any failure ends the run as failed with a message; a
+    provider failure never does (the engine degrades to the built-in one instead)."""
+    run = _claim(run_id)
+    if run is None:
+        return
+    try:
+        _pipeline(run)
+    except Exception as exc:
+        logger.exception("optimization run %s failed", run_id)
+        OptimizationRun.objects.filter(pk=run_id).update(
+            status=OptimizationRun.Status.FAILED,
+            error=FAILED_MESSAGE.format(error=type(exc).__name__),
+            finished_at=timezone.now(),
+        )
+
+
+def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict) -> list[dict]:
+    preset = run_settings.get("preset", "auto")
+    if preset == "auto":
+        chosen = select_techniques(prompt_type, diagnosis)
+    elif preset in PRESETS:
+        chosen = [
+            {"slug": slug, "reason": f"Part of the {PRESETS[preset][0]} preset."}
+            for slug in PRESETS[preset][2]
+        ]
+    else:
+        chosen = []
+    slugs = {item["slug"] for item in chosen}
+    chosen += [
+        {"slug": slug, "reason": "You picked it."}
+        for slug in run_settings.get("techniques", [])
+        if slug in TECHNIQUES and slug not in slugs
+    ]
+    return chosen
+
+
+class _Progress:
+    def __init__(self, run: OptimizationRun):
+        self.run, self.timings, self.started = run, {}, time.perf_counter()
+        self.answered: list[StageOutcome] = []
+
+    def stage(self, name: str) -> float:
+        OptimizationRun.objects.filter(pk=self.run.pk).update(stage=name, stage_timings=self.timings)
+        return time.perf_counter()
+
+    def done(self, name: str, since: float, outcome: StageOutcome | None = None) -> None:
+        self.timings[name] = round((time.perf_counter() - since) * 1000, 1)
+        if outcome is not None:
+            self.answered.append(outcome)
+
+
+def _pipeline(run: OptimizationRun) -> None:
+    text, prompt_type = run.prompt.text, run.settings["type"]
+    keep_spans = run.settings.get("keep_spans", True)
+    engine = _engine(run)
+    progress = _Progress(run)
+
+    analysis_key = caching.analysis_key(text, prompt_type, engine.version)
+    analysis = caching.analysis_get(analysis_key)
+    if analysis:
+        deconstruction, diagnosis = analysis["deconstruction"], analysis["diagnosis"]
+        progress.timings.update(deconstruct=0, diagnose=0)
+    else:
+        since = progress.stage("deconstruct")
+        outcome = engine.deconstruct(text, prompt_type)
+        deconstruction = outcome.data
+        progress.done("deconstruct", since, outcome)
+        since = progress.stage("diagnose")
+        outcome = engine.diagnose(text, prompt_type, deconstruction)
+        diagnosis = outcome.data
+        progress.done("diagnose", since, outcome)
+        if not engine.degraded:
+            caching.analysis_set(analysis_key, {"deconstruction": deconstruction, "diagnosis": diagnosis})
+
+    chosen = chosen_techniques(run.settings, prompt_type, diagnosis)
+    since = progress.stage("design")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        before_future = pool.submit(_evaluate_in_thread, engine, text)  # the original, meanwhile
+        design = engine.design(
+            text,
+            prompt_type,
+            deconstruction,
+            diagnosis,
+            [item["slug"] for item in chosen],
+            keep_spans=keep_spans,
+        )
+        progress.done("design", since, design)
+        before, llm_before = before_future.result()
+
+    since = progress.stage("evaluate")
+    optimized = design.data["optimized_prompt"]
+    after = score(optimized)
+    llm_after = engine.evaluate(optimized)
+    progress.done("evaluate", since, llm_after)
+
+    reasons = {item["slug"]: item["reason"] for item in chosen}
+    answered_by = next((o for o in reversed(progress.answered) if o.model), None)
+    totals = UsageRecord.objects.filter(run_id=run.pk).aggregate(
+        total_cost=Sum("cost", default=0),
+        unpriced=Count("id", filter=Q(cost__isnull=True) & ~Q(status="cache_hit")),
+    )
+    values = {
+        "engine": engine.kind,
+        "provider": answered_by.provider if answered_by and engine.kind == "llm" else "",
+        "model": answered_by.model if answered_by and engine.kind == "llm" else "",
+        "deconstruction": deconstruction,
+        "diagnosis": diagnosis,
+        "techniques": [
+            {**item, "reason": reasons.get(item["slug"], "")} for item in design.data["techniques"]
+        ],
+        "optimized_text": optimized,
+        "changes": design.data["changes"],
+        "scores": {
+            "before": before,
+            "after": after,
+            "llm_before": llm_before.data if llm_before and llm_after else None,
+            "llm_after": llm_after.data if llm_before and llm_after else None,
+        },
+        "score_before": before["overall"],
+        "score_after": after["overall"],
+        "score_gain": after["overall"] - before["overall"],
+    }
+    finished = timezone.now()
+    OptimizationRun.objects.filter(pk=run.pk).update(
+        **values,
+        status=OptimizationRun.Status.DONE,
+        stage="",
+        stage_timings=progress.timings,
+        cost=totals["total_cost"],
+        unpriced_calls=totals["unpriced"],
+        analysis_cached=bool(analysis),
+        degraded_reason=engine.degraded,
+        finished_at=finished,
+        duration_ms=round((time.perf_counter() - progress.started) * 1000),
+    )
+    if not engine.degraded:
+        caching.result_set(caching.result_key(text, run.settings, engine_version(run.settings)), values)
+
+
+def _evaluate_in_thread(engine, text: str) -> tuple[dict, StageOutcome | None]:
+    try:
+        return score(text), engine.evaluate(text)
+    finally:
+        connections.close_all()  # this thread's own connections (the gateway writes usage records)
