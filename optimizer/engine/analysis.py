@@ -80,7 +80,8 @@ VAGUE = re.compile(
     re.IGNORECASE,
 )
 AUDIENCE = re.compile(
-    r"\b(?:for (?:an? |the |my |our )?(?:(?:\w+ )?(?:beginners?|children|kids|students?|developers?|"
+    r"\b(?:for (?:an? |the |my |our )?(?:(?:[\w-]+ )?(?:beginners?|children|kids|students?|developers?|visitors?|"
+    r"tourists?|parents?|adults?|seniors?|"
     r"engineers?|executives?|managers?|customers?|clients?|experts?|novices?|readers?|users?|"
     r"audience|team|investors?|patients?|teachers?|professionals?|non-technical \w+))|"
     r"audience is [^.\n]{1,80}|(?:the )?readers? (?:is|are) [^.\n]{1,80}|who (?:will )?reads? [^.\n]{1,60})",

@@ -265,7 +265,9 @@ def _positive(draft: _Draft) -> str | None:
             if "\n" in unit:
                 continue
             if bound := AT_MOST.match(unit):
-                draft.sections[key][index] = f"{bound.group('verb').capitalize()} at most {bound.group('rest')}"
+                draft.sections[key][index] = (
+                    f"{bound.group('verb').capitalize()} at most {bound.group('rest')}"
+                )
                 rewritten += 1
             elif (match := NEGATIVE_RULE.match(unit)) and not QUANTITY.match(match.group("rest")):
                 draft.sections[key][index] = f"Leave out {match.group('rest')}"

@@ -6,6 +6,7 @@ realistic ``usage``. Behaviour is set globally (latency, failure rate) and can b
 request, in order, over HTTP or from Python (or by rates, from the command line):
 
     ok | malformed | wrong_schema | no_usage | hang | {"status": 429, "retry_after": 1, "headers": {...}}
+    | {"data": {...}} (answer with exactly this JSON)
 
 Control endpoints: ``POST /_fake/script`` (a JSON list of behaviours), ``POST /_fake/reset``,
 ``GET /_fake/requests`` (what was received, API keys removed).
@@ -58,6 +59,19 @@ def example_for(schema: dict, root: dict | None = None) -> object:
     return None
 
 
+def _rewrite(body: dict, rewrite=None) -> str:
+    """What a model asked to improve a prompt might answer: the prompt, with a role and a format."""
+    messages = body.get("messages", [])
+    last = messages[-1].get("content", "") if messages else ""
+    if isinstance(last, list):  # Anthropic content blocks
+        last = " ".join(block.get("text", "") for block in last if isinstance(block, dict))
+    start, end = last.find("<prompt>\n"), last.rfind("\n</prompt>")
+    original = last[start + len("<prompt>\n") : end] if start >= 0 and end > start else last
+    if rewrite is not None:
+        return rewrite(original)
+    return f"You are an expert assistant.\n\n{original}\n\nAnswer in at most five bullet points."
+
+
 def _tokens(text: str) -> int:
     return max(len(text) // 4, 1)
 
@@ -84,6 +98,7 @@ class FakeProvider:
         self.hang_rate = hang_rate
         self.malformed_rate = malformed_rate
         self.script: deque = deque()
+        self.rewrite = None  # a function of the original prompt, to answer design requests with
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests answered at the same time
@@ -116,6 +131,7 @@ class FakeProvider:
             self.script.clear()
             self.requests.clear()
             self.max_in_flight = 0
+            self.rewrite = None
 
     def _next_behaviour(self):
         with self._lock:
@@ -145,7 +161,7 @@ class FakeProvider:
 
     # --- answers ---------------------------------------------------------------------------
     def answer(self, path: str, body: dict, behaviour) -> tuple[int, dict, bytes]:
-        if isinstance(behaviour, dict):
+        if isinstance(behaviour, dict) and "status" in behaviour:
             headers = dict(behaviour.get("headers", {}))
             if "retry_after" in behaviour:
                 headers["retry-after"] = str(behaviour["retry_after"])
@@ -161,6 +177,10 @@ class FakeProvider:
             else body.get("response_format", {}).get("json_schema", {}).get("schema", {})
         )
         data = example_for(schema)
+        if isinstance(behaviour, dict) and "data" in behaviour:
+            data = behaviour["data"]
+        elif isinstance(data, dict) and "optimized_prompt" in data:
+            data["optimized_prompt"] = _rewrite(body, self.rewrite)  # plausible: it keeps the prompt's spans
         if behaviour == "wrong_schema":
             data = {"unexpected": True}
         text = "this is not JSON {" if behaviour == "malformed" else json.dumps(data)

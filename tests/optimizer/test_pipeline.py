@@ -1,0 +1,250 @@
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import caches
+from django.db import connections
+from django.utils import timezone
+from django_q.brokers import get_broker
+
+from costs.models import UsageRecord
+from optimizer import pipeline, services
+from optimizer.llm.fake_provider import FakeProvider
+from optimizer.models import OptimizationRun
+from tests.optimizer.llm.conftest import SECRET, add_model
+
+TEXT = "Write a short story about {hero} who finds a map. Don't make it scary."
+
+
+def settings_for(model="builtin", preset="auto", techniques=(), keep_spans=True, prompt_type="creative"):
+    return services.run_settings_build(
+        prompt_type=prompt_type,
+        preset=preset,
+        techniques=list(techniques),
+        model=model,
+        keep_spans=keep_spans,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(db):
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+def submit(owner, text=TEXT, **kwargs):
+    return services.run_submit(owner=owner, text=text, run_settings=settings_for(**kwargs))
+
+
+def test_the_builtin_pipeline_runs_all_four_stages_and_stores_every_output(owner):
+    run = submit(owner)
+    assert run.status == OptimizationRun.Status.QUEUED
+
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    assert run.status == OptimizationRun.Status.DONE
+    assert set(run.stage_timings) == set(OptimizationRun.STAGES)
+    assert run.engine == "builtin" and run.cost == 0 and not run.degraded_reason
+    assert "{hero}" in run.optimized_text
+    assert run.deconstruction["placeholders"] == ["{hero}"]
+    assert run.diagnosis["issues"] and run.changes and run.techniques
+    assert run.score_after > run.score_before and run.score_gain == run.score_after - run.score_before
+    assert len(run.scores["before"]["criteria"]) == 7 and run.scores["llm_after"] is None
+    assert run.finished_at and run.duration_ms is not None
+
+
+def test_a_preset_and_picked_techniques_are_combined_with_reasons(owner):
+    run = submit(owner, preset="reasoning", techniques=["few-shot"])
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    reasons = {t["slug"]: t["reason"] for t in run.techniques}
+    assert reasons["plan-and-solve"] == "Part of the Reasoning preset."
+    assert reasons["few-shot"] == "You picked it."
+
+
+def test_a_task_delivered_twice_does_the_work_once(owner):
+    run = submit(owner)
+    pipeline.run_optimization(run_id=run.pk)
+    first = OptimizationRun.objects.get(pk=run.pk)
+
+    pipeline.run_optimization(run_id=run.pk)
+
+    assert OptimizationRun.objects.get(pk=run.pk).finished_at == first.finished_at
+
+
+def test_a_run_whose_worker_died_is_picked_up_again_or_ended_as_failed(owner, settings):
+    run = submit(owner)
+    long_ago = timezone.now() - pipeline.stale_after() - timedelta(seconds=settings.Q_CLUSTER["retry"] + 5)
+    OptimizationRun.objects.filter(pk=run.pk).update(status="running", started_at=long_ago, stage="design")
+
+    services.run_expire_stale(run=OptimizationRun.objects.get(pk=run.pk))
+    run.refresh_from_db()
+    assert run.status == "failed" and "stopped" in run.error
+
+    other = submit(owner, text="Explain tides.")
+    OptimizationRun.objects.filter(pk=other.pk).update(
+        status="running", started_at=timezone.now() - pipeline.stale_after() - timedelta(seconds=1)
+    )
+    pipeline.run_optimization(run_id=other.pk)  # the re-delivered task claims the lost run
+    assert OptimizationRun.objects.get(pk=other.pk).status == "done"
+
+
+def test_a_result_cache_hit_completes_at_once_without_a_task_or_cost(
+    owner, django_capture_on_commit_callbacks
+):
+    first = submit(owner)
+    pipeline.run_optimization(run_id=first.pk)
+    first.refresh_from_db()
+    queued_before = get_broker().queue_size()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = submit(owner, text=TEXT + "  \n\n\n")  # the same prompt, normalized
+
+    assert callbacks == []
+    assert get_broker().queue_size() == queued_before
+    assert again.status == "done" and again.cached and again.cost == 0
+    assert again.optimized_text == first.optimized_text
+    assert again.score_after == first.score_after
+
+
+def test_a_cache_miss_enqueues_one_task(owner, django_capture_on_commit_callbacks):
+    broker = get_broker()
+    before = broker.queue_size()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        submit(owner, text="Describe a sunrise over the sea in 3 lines.")
+    assert len(callbacks) == 1
+    assert broker.queue_size() == before + 1
+    broker.purge_queue()
+
+
+def test_other_settings_miss_the_result_cache_but_hit_the_analysis_cache(owner):
+    first = submit(owner)
+    pipeline.run_optimization(run_id=first.pk)
+
+    second = submit(owner, preset="lite")
+    assert second.status == "queued"
+    pipeline.run_optimization(run_id=second.pk)
+    second.refresh_from_db()
+
+    assert second.analysis_cached and not second.cached
+    assert second.diagnosis == OptimizationRun.objects.get(pk=first.pk).diagnosis
+
+
+def test_reoptimizing_links_the_new_run_to_its_parent_and_barely_grows(owner):
+    run = submit(owner)
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    child = services.run_reoptimize(run=run)
+    pipeline.run_optimization(run_id=child.pk)
+    child.refresh_from_db()
+
+    assert child.parent == run and child.prompt.text == run.optimized_text
+    assert len(child.optimized_text) <= 1.2 * len(run.optimized_text)
+
+
+def test_a_bug_in_a_stage_fails_the_run_with_a_message_instead_of_leaving_it_running(owner):
+    run = submit(owner)
+    OptimizationRun.objects.filter(pk=run.pk).update(settings={})  # as if written by an older version
+
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    assert run.status == "failed"
+    assert "failed unexpectedly" in run.error and run.finished_at
+
+
+# --- The LLM engine, against the fake provider over real HTTP -----------------------------------
+
+
+@pytest.fixture
+def fake():
+    server = FakeProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_settings(settings, monkeypatch):
+    settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
+    monkeypatch.setenv("PO_TEST_KEY", SECRET)
+
+
+def finish(run):
+    worker = threading.Thread(target=_run_and_close, args=(run.pk,))
+    worker.start()  # as the task worker does: another thread, its own connections
+    worker.join(30)
+    run.refresh_from_db()
+    return run
+
+
+def _run_and_close(run_id):
+    try:
+        pipeline.run_optimization(run_id=run_id)
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_llm_engine_answers_every_stage_through_the_gateway(fake, llm_settings):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    run = finish(submit(owner, model=str(model.pk)))
+
+    assert run.status == "done" and run.engine == "llm" and not run.degraded_reason, run.degraded_reason
+    assert (run.provider, run.model) == ("OpenAI test", "gpt-4o-mini")
+    assert "{hero}" in run.optimized_text  # the fake's rewrite keeps the prompt
+    assert run.scores["llm_after"]["criteria"] and run.scores["after"]["criteria"]
+    records = UsageRecord.objects.filter(run=run)
+    assert sorted(records.values_list("operation", flat=True)) == [
+        "deconstruct", "design", "diagnose", "evaluate", "evaluate",
+    ]  # fmt: skip
+    assert run.cost > 0 and run.cost == sum((r.cost for r in records), Decimal(0))
+    sent = " ".join(str(r["body"]) for r in fake.requests)
+    assert "<prompt>" in sent and SECRET not in sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_provider_degrades_the_run_to_the_builtin_engine_and_says_why(fake, llm_settings):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    fake.enqueue(*[{"status": 500}] * 3)  # deconstruct fails after its retries
+
+    run = finish(submit(owner, model=str(model.pk)))
+
+    assert run.status == "done"
+    assert run.degraded_reason.startswith("deconstruct: OpenAI test/gpt-4o-mini")
+    assert "HTTP 500" in run.degraded_reason
+    assert "{hero}" in run.optimized_text
+    assert run.scores["llm_after"] is None
+    assert (
+        caches["default"].get(  # a degraded result is not cached for the next user
+            __import__("optimizer.caching", fromlist=["x"]).result_key(
+                TEXT, run.settings, pipeline.engine_version(run.settings)
+            )
+        )
+        is None
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fake, llm_settings):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    fake.rewrite = lambda original: "Write a story about a hero."
+
+    run = finish(submit(owner, model=str(model.pk)))
+
+    assert run.status == "done"
+    assert "dropped '{hero}'" in run.degraded_reason
+    assert "{hero}" in run.optimized_text
