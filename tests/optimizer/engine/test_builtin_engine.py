@@ -13,8 +13,8 @@ from tests.prompts_csv import real_prompts
 
 ISSUE_TECHNIQUES = (
     "zero-shot chain of thought", "few-shot", "self-consistency", "tree of thoughts", "react", "step-back",
-    "least-to-most", "plan-and-solve", "role", "delimiters", "json schema", "explicit constraints", "audience",
-    "tone and style", "output length", "chain of density", "self-critique", "rephrase and respond",
+    "least-to-most", "plan-and-solve", "role", "delimiters", "json schema", "explicit constraints",
+    "audience", "tone and style", "output length", "chain of density", "self-critique", "rephrase and respond",
     "clarifying questions", "meta-prompting", "decomposition", "context priming", "positive",
     "grounding", "verification",
 )  # fmt: skip
@@ -128,7 +128,7 @@ def test_the_optimized_prompt_reads_back_as_the_same_sections():
         ("Escribe un poema sobre el mar y la luna para los niños de la escuela", "Spanish"),
         ("Écris un poème sur la mer et la lune pour les enfants de l'école", "French"),
         ("Schreibe ein Gedicht über das Meer und den Mond für die Kinder", "German"),
-        ("Напиши стихотворение о море", "Russian"),
+        ("Напиши стихотворение о море", "Russian"),  # noqa: RUF001
         ("写一首关于大海的诗", "Chinese"),
         ("Write a poem about the sea and the moon for the children", "English"),
     ],
