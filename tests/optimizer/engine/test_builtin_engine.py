@@ -14,8 +14,8 @@ from tests.prompts_csv import real_prompts
 ISSUE_TECHNIQUES = (
     "zero-shot chain of thought", "few-shot", "self-consistency", "tree of thoughts", "react", "step-back",
     "least-to-most", "plan-and-solve", "role", "delimiters", "json schema", "explicit constraints",
-    "audience", "tone and style", "output length", "chain of density", "self-critique", "rephrase and respond",
-    "clarifying questions", "meta-prompting", "decomposition", "context priming", "positive",
+    "audience", "tone and style", "output length", "chain of density", "self-critique",
+    "rephrase and respond", "clarifying questions", "meta-prompting", "decomposition", "context priming", "positive",
     "grounding", "verification",
 )  # fmt: skip
 
