@@ -15,8 +15,8 @@ ISSUE_TECHNIQUES = (
     "zero-shot chain of thought", "few-shot", "self-consistency", "tree of thoughts", "react", "step-back",
     "least-to-most", "plan-and-solve", "role", "delimiters", "json schema", "explicit constraints",
     "audience", "tone and style", "output length", "chain of density", "self-critique",
-    "rephrase and respond", "clarifying questions", "meta-prompting", "decomposition", "context priming", "positive",
-    "grounding", "verification",
+    "rephrase and respond", "clarifying questions", "meta-prompting", "decomposition", "context priming",
+    "positive", "grounding", "verification",
 )  # fmt: skip
 
 
