@@ -62,7 +62,7 @@ class OptimizeForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Added to the preset's (or to Auto's) choice.",
     )
-    model = forms.ChoiceField(label="Model", initial="auto")
+    model = forms.CharField(label="Model", initial="auto", widget=forms.Select)
     keep_spans = forms.BooleanField(
         label="Keep placeholders, quoted text, numbers, URLs and code exactly as written",
         required=False,
@@ -75,9 +75,19 @@ class OptimizeForm(forms.Form):
         label="Tags", required=False, max_length=300, help_text="Optional, separated by commas."
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["model"].choices = model_choices()
+    def with_model_choices(self) -> "OptimizeForm":
+        """Load the model menu: only drawing the form needs it, not validating a submission."""
+        self.fields["model"].widget.choices = model_choices()
+        return self
+
+    def clean_model(self) -> str:
+        """ "auto", "builtin", or the id of an enabled model: looked up only in that last case."""
+        value = self.cleaned_data["model"]
+        if value in ("auto", "builtin"):
+            return value
+        if value.isdigit() and any(value == key for key, _ in model_choices()[2:]):
+            return value
+        raise forms.ValidationError("Select a valid choice: that model is not enabled. Pick another.")
 
     def clean_text(self) -> str:
         return prompt_text_validate(self.cleaned_data.get("text") or "")

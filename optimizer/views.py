@@ -47,7 +47,7 @@ def optimize(request):
         )
         if not request.htmx:
             return redirect("optimizer:run", pk=run.pk)
-        response = render(request, "optimizer/run.html#run-panel", _run_context(run))
+        response = render(request, "optimizer/run.html#run-panel", _run_context(run, lazy_diff=True))
         return push_url(retarget(response, "#optimize-panel"), reverse("optimizer:run", args=[run.pk]))
     template = "optimizer/optimize.html#optimize-form" if request.htmx else "optimizer/optimize.html"
     return render(request, template, _optimize_context(form))
@@ -56,7 +56,7 @@ def optimize(request):
 def _optimize_context(form) -> dict:
     checks = health_report()["checks"]
     return {
-        "form": form,
+        "form": form.with_model_choices(),
         "presets": PRESETS,
         "techniques": TECHNIQUES.values(),
         "criteria": CRITERIA.values(),
@@ -64,8 +64,10 @@ def _optimize_context(form) -> dict:
     }
 
 
-def _run_context(run: OptimizationRun, diff_mode: str = "inline") -> dict:
-    context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode}
+def _run_context(run: OptimizationRun, diff_mode: str = "inline", *, lazy_diff: bool = False) -> dict:
+    """What the run panel shows. ``lazy_diff``: the diff, the heaviest part, is fetched by htmx right
+    after the panel is swapped in, so the result appears sooner."""
+    context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode, "lazy_diff": lazy_diff}
     if run.status == OptimizationRun.Status.DONE:
         context["score_rows"] = _score_rows(run)
         context["deconstruction_rows"] = [
@@ -75,7 +77,7 @@ def _run_context(run: OptimizationRun, diff_mode: str = "inline") -> dict:
             )
             for key, value in (run.deconstruction or {}).items()
         ]
-        context["diff"] = _diff(run, diff_mode)
+        context["diff"] = None if lazy_diff else _diff(run, diff_mode)
     else:
         context["stages"] = _stage_rows(run)
     return context
@@ -129,7 +131,7 @@ def run_detail(request, pk: int):
 def run_progress(request, pk: int):
     """The live panel: the stages while the run works, the result once it is done."""
     run = services.run_expire_stale(run=selectors.run_for_user(request.user, pk))
-    return render(request, "optimizer/run.html#run-panel", _run_context(run))
+    return render(request, "optimizer/run.html#run-panel", _run_context(run, lazy_diff=True))
 
 
 @require_safe

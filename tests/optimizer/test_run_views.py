@@ -96,8 +96,9 @@ def test_the_progress_panel_polls_until_done_then_shows_the_result(owner_client,
 
     pipeline.run_optimization(run_id=run.pk)
     done = owner_client.get(url, **HTMX).content.decode()
-    assert "hx-trigger" not in done
+    assert 'hx-trigger="every 1s"' not in done  # polling stops
     assert "Optimized prompt" in done and 'id="optimized-text"' in done
+    assert f'hx-get="{reverse("optimizer:run-diff", args=[run.pk])}?mode=inline" hx-trigger="load"' in done
 
 
 def test_the_result_page_shows_everything_stored_without_recomputing(owner_client, owner):
