@@ -248,3 +248,15 @@ def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fa
     assert run.status == "done"
     assert "dropped '{hero}'" in run.degraded_reason
     assert "{hero}" in run.optimized_text
+
+
+def test_cache_tier_stats_count_hits_and_misses_of_each_tier(owner):
+    from optimizer.selectors import cache_tier_stats  # noqa: PLC0415
+
+    first = submit(owner)
+    pipeline.run_optimization(run_id=first.pk)  # both tiers miss
+    submit(owner)  # result hit
+    other = submit(owner, preset="lite")
+    pipeline.run_optimization(run_id=other.pk)  # result miss, analysis hit
+
+    assert cache_tier_stats() == {"result": {"hits": 1, "misses": 2}, "analysis": {"hits": 1, "misses": 1}}
