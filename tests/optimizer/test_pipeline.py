@@ -251,7 +251,7 @@ def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fa
 
 
 def test_cache_tier_stats_count_hits_and_misses_of_each_tier(owner):
-    from optimizer.selectors import cache_tier_stats  # noqa: PLC0415
+    from optimizer.selectors import cache_tier_stats
 
     first = submit(owner)
     pipeline.run_optimization(run_id=first.pk)  # both tiers miss
