@@ -55,23 +55,16 @@ def result_key(text: str, run_settings: dict, engine_version: str) -> str:
     return _key("result", normalize(text), run_settings, engine_version)
 
 
-def analysis_get(key: str) -> dict | None:
-    return _get(key)
-
-
 def analysis_set(key: str, value: dict) -> None:
     _set(key, value, ANALYSIS_TTL_S)
-
-
-def result_get(key: str) -> dict | None:
-    return _get(key)
 
 
 def result_set(key: str, value: dict) -> None:
     _set(key, {name: value[name] for name in RESULT_FIELDS}, RESULT_TTL_S)
 
 
-def _get(key: str) -> dict | None:
+def cached(key: str) -> dict | None:
+    """The entry of either tier under ``key``, or None (a miss, or the cache is down)."""
     try:
         value = cache.get(key)
     except Exception:  # noqa: BLE001 - a cache outage must not fail an optimization: it is a miss

@@ -14,7 +14,7 @@ from decimal import Decimal
 from optimizer.engine import builtin
 from optimizer.engine.analysis import ISSUE_FIX
 from optimizer.engine.catalogue import TECHNIQUES, TYPES
-from optimizer.engine.rubric import CRITERIA
+from optimizer.engine.rubric import CRITERIA, weighted_overall
 from optimizer.engine.spans import missing_spans
 from optimizer.llm import gateway
 from optimizer.llm.types import LLMRequest, Message
@@ -235,12 +235,8 @@ class LLMEngine:
         if not criteria:
             return None
         scored = {item["key"]: item for item in criteria}
-        overall = round(
-            sum(scored[key]["score"] * CRITERIA[key][1] for key in scored)
-            / max(1, sum(CRITERIA[key][1] for key in scored))
-        )
         outcome.data = {
-            "overall": overall,
+            "overall": weighted_overall(list(scored.values())),
             "criteria": [{**scored[key], "name": CRITERIA[key][0]} for key in CRITERIA if key in scored],
         }
         return outcome

@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
-from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 PRESET_CHOICES = [("auto", "Auto: techniques picked from the diagnosis")] + [
@@ -13,12 +13,7 @@ PRESET_CHOICES = [("auto", "Auto: techniques picked from the diagnosis")] + [
 
 
 def model_choices() -> list[tuple[str, str]]:
-    models = (
-        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
-        .exclude(provider__kind=Provider.Kind.BUILTIN)
-        .select_related("provider")
-        .order_by("provider__fallback_order", "fallback_order", "model_id")
-    )
+    models = ModelChoice.objects.usable()
     return [
         ("auto", "Auto"),
         ("builtin", "Built-in engine (no API key, no cost)"),
@@ -85,7 +80,7 @@ class OptimizeForm(forms.Form):
         value = self.cleaned_data["model"]
         if value in ("auto", "builtin"):
             return value
-        if value.isdigit() and any(value == key for key, _ in model_choices()[2:]):
+        if value.isdigit() and ModelChoice.objects.usable().filter(pk=value).exists():
             return value
         raise forms.ValidationError("Select a valid choice: that model is not enabled. Pick another.")
 
@@ -106,13 +101,6 @@ class OptimizeForm(forms.Form):
 
 
 class HistoryFilterForm(forms.Form):
-    SORTS = {
-        "newest": ("-created_at", "-id"),
-        "oldest": ("created_at", "id"),
-        "gain": ("-score_gain", "-created_at"),
-        "score": ("-score_after", "-created_at"),
-        "cost": ("-cost", "-created_at"),
-    }
     q = forms.CharField(label="Search", required=False, max_length=200)
     type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *Prompt.Type.choices])
     engine = forms.ChoiceField(

@@ -55,6 +55,18 @@ class Provider(models.Model):
             raise ValidationError({"base_url": "Give the API's base URL, e.g. https://api.openai.com/v1."})
 
 
+class ModelChoiceQuerySet(models.QuerySet):
+    def usable(self) -> "ModelChoiceQuerySet":
+        """Enabled language models of enabled providers, in failover order (the built-in engine is
+        not among them: callers fall back to it themselves)."""
+        return (
+            self.filter(enabled=True, provider__enabled=True)
+            .exclude(provider__kind=Provider.Kind.BUILTIN)
+            .select_related("provider")
+            .order_by("provider__fallback_order", "fallback_order", "model_id")
+        )
+
+
 class ModelChoice(models.Model):
     """A model of a provider that calls may use. Prices left blank come from genai-prices."""
 
@@ -81,6 +93,8 @@ class ModelChoice(models.Model):
         validators=[MinValueValidator(0)],
     )  # fmt: skip
     max_output_tokens = models.PositiveIntegerField(default=4096)
+
+    objects = ModelChoiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["provider__fallback_order", "fallback_order", "model_id"]
@@ -189,7 +203,3 @@ class OptimizationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} of {self.prompt_id}"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)

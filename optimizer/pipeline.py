@@ -19,7 +19,7 @@ from optimizer.engine.analysis import select_techniques
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.engine.rubric import score
 from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome
-from optimizer.models import ModelChoice, OptimizationRun, Provider
+from optimizer.models import ModelChoice, OptimizationRun
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,7 @@ FAILED_MESSAGE = "The optimization failed unexpectedly ({error}). It has been lo
 
 
 def llm_models_available() -> bool:
-    return (
-        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
-        .exclude(provider__kind=Provider.Kind.BUILTIN)
-        .exists()
-    )
+    return ModelChoice.objects.usable().exists()
 
 
 def engine_version(run_settings: dict) -> str:
@@ -41,8 +37,8 @@ def engine_version(run_settings: dict) -> str:
     return f"{LLMEngine.version}:{run_settings['model']}"
 
 
-def _engine(run: OptimizationRun):
-    if engine_version(run.settings) == BuiltinEngine.version:
+def _engine(run: OptimizationRun, version: str):
+    if version == BuiltinEngine.version:
         return BuiltinEngine()
     choice = None
     if run.settings["model"] != "auto":
@@ -123,11 +119,12 @@ class _Progress:
 def _pipeline(run: OptimizationRun) -> None:
     text, prompt_type = run.prompt.text, run.settings["type"]
     keep_spans = run.settings.get("keep_spans", True)
-    engine = _engine(run)
+    version = engine_version(run.settings)  # looked up once: the model list could change mid-run
+    engine = _engine(run, version)
     progress = _Progress(run)
 
     analysis_key = caching.analysis_key(text, prompt_type, engine.version)
-    analysis = caching.analysis_get(analysis_key)
+    analysis = caching.cached(analysis_key)
     if analysis:
         deconstruction, diagnosis = analysis["deconstruction"], analysis["diagnosis"]
         progress.timings.update(deconstruct=0, diagnose=0)
@@ -205,7 +202,7 @@ def _pipeline(run: OptimizationRun) -> None:
         duration_ms=round((time.perf_counter() - progress.started) * 1000),
     )
     if not engine.degraded:
-        caching.result_set(caching.result_key(text, run.settings, engine_version(run.settings)), values)
+        caching.result_set(caching.result_key(text, run.settings, version), values)
 
 
 def _evaluate_in_thread(engine, text: str) -> tuple[dict, StageOutcome | None]:

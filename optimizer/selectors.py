@@ -9,6 +9,13 @@ from django.utils import timezone
 
 from optimizer.models import OptimizationRun
 
+HISTORY_SORTS = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "gain": ("-score_gain", "-created_at"),
+    "score": ("-score_after", "-created_at"),
+    "cost": ("-cost", "-created_at"),
+}
 CHAIN_LIMIT = 50  # versions shown each way; a chain longer than that is cut, never loops
 
 
@@ -20,8 +27,6 @@ def run_for_user(user, pk: int) -> OptimizationRun:
 def history_runs(*, owner, filters: dict | None = None) -> QuerySet[OptimizationRun]:
     """The owner's runs, filtered (text search, type, engine, dates, favorites, score gain) and
     sorted; one query for any page of them (the prompt is joined, the big fields deferred)."""
-    from optimizer.forms import HistoryFilterForm
-
     filters = filters or {}
     runs = (
         OptimizationRun.objects.filter(owner=owner)
@@ -46,7 +51,7 @@ def history_runs(*, owner, filters: dict | None = None) -> QuerySet[Optimization
         runs = runs.filter(created_at__gte=_day_start(filters["date_from"]))
     if filters.get("date_to"):
         runs = runs.filter(created_at__lt=_day_start(filters["date_to"] + dt.timedelta(days=1)))
-    return runs.order_by(*HistoryFilterForm.SORTS.get(filters.get("sort") or "newest"))
+    return runs.order_by(*HISTORY_SORTS.get(filters.get("sort") or "newest"))
 
 
 def _day_start(day: dt.date) -> dt.datetime:

@@ -321,11 +321,3 @@ PRESETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("role", "delimiters", "json-schema", "few-shot", "least-to-most", "verification"),
     ),
 }
-
-
-def preset_techniques(preset: str) -> tuple[str, ...]:
-    return PRESETS[preset][2]
-
-
-def techniques_for_type(prompt_type: str) -> list[Technique]:
-    return [t for t in TECHNIQUES.values() if prompt_type in t.suits]

@@ -46,8 +46,14 @@ def score(text: str) -> dict:
         {"key": key, "name": CRITERIA[key][0], "score": max(0, min(100, round(value))), "rationale": why}
         for key, (value, why) in results.items()
     ]
-    overall = round(sum(item["score"] * CRITERIA[item["key"]][1] for item in criteria) / 100)
-    return {"overall": overall, "criteria": criteria}
+    return {"overall": weighted_overall(criteria), "criteria": criteria}
+
+
+def weighted_overall(criteria: list[dict]) -> int:
+    """The weighted mean of the criteria scored (all of them, for the built-in scorer; a model's
+    evaluation may leave some out)."""
+    weights = sum(CRITERIA[item["key"]][1] for item in criteria)
+    return round(sum(item["score"] * CRITERIA[item["key"]][1] for item in criteria) / max(1, weights))
 
 
 def _say(good: list[str], bad: list[str]) -> str:

@@ -8,6 +8,7 @@ sections, and our own headings are read back exactly, so optimizing an optimized
 inflate it.
 """
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -214,7 +215,10 @@ def _unbullet(line: str) -> str:
     return LIST_ITEM.sub("", line, count=1).strip()
 
 
+@functools.lru_cache(maxsize=32)
 def parse(text: str) -> Parsed:
+    """``text`` read into sections. Every stage reads the same prompt, so the result is cached;
+    callers treat it as read-only (the design stage copies the sections it changes)."""
     parsed = Parsed()
     lines = text.split("\n")
     heading_lines = [

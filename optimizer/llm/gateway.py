@@ -55,13 +55,7 @@ def candidate_models(preferred: ModelChoice | None = None) -> Iterator[ModelChoi
     engine comes last, from the caller). The others are only looked up if the first one fails."""
     if preferred is not None:
         yield preferred
-    yield from (
-        ModelChoice.objects.filter(enabled=True, provider__enabled=True)
-        .exclude(provider__kind=Provider.Kind.BUILTIN)
-        .exclude(pk=getattr(preferred, "pk", None))
-        .select_related("provider")
-        .order_by("provider__fallback_order", "fallback_order", "model_id")
-    )
+    yield from ModelChoice.objects.usable().exclude(pk=getattr(preferred, "pk", None))
 
 
 def call(

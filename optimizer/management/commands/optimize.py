@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from optimizer import pipeline, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.forms import prompt_text_validate
-from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
 
 class Command(BaseCommand):
@@ -93,13 +93,7 @@ class Command(BaseCommand):
     def _model(self, engine: str, model: str | None) -> str:
         if model:
             provider, _, model_id = model.partition("/")
-            choice = (
-                ModelChoice.objects.filter(
-                    provider__name=provider, model_id=model_id, enabled=True, provider__enabled=True
-                )
-                .exclude(provider__kind=Provider.Kind.BUILTIN)
-                .first()
-            )
+            choice = ModelChoice.objects.usable().filter(provider__name=provider, model_id=model_id).first()
             if choice is None:
                 raise CommandError(
                     f"No enabled model {model!r}. Give it as provider/model_id, as listed in the admin.",
