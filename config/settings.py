@@ -176,6 +176,15 @@ else:
         }
     }
 
+# Rendered pieces of result pages, keyed on a digest of what they show: they never go stale, so each
+# process keeps its own copy in memory (no I/O to read one back) and nothing needs sharing.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "fragments",
+    "TIMEOUT": 3600,
+    "OPTIONS": {"MAX_ENTRIES": 500},
+}
+
 # --- Task queue (django-q2) -----------------------------------------------------------------
 Q_CLUSTER = {
     "name": "prompt-optimizer",

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,15 @@ NAV_ITEMS = (
 
 
 def navigation(request) -> dict:
-    """Context processor: the nav links this user may follow, the current section marked."""
+    """Context processor: the nav links this user may follow, the current section marked. Built only
+    when a template shows them: an htmx partial never does."""
+    return {"nav_items": SimpleLazyObject(lambda: nav_items(request))}
+
+
+def nav_items(request) -> list[dict]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": []}
+        return []
     items = []
     for item in NAV_ITEMS:
         if item.staff_only and not user.is_staff:
@@ -36,4 +42,4 @@ def navigation(request) -> dict:
         url = reverse(item.url_name)
         current = request.path == url if url == "/" else request.path.startswith(url)
         items.append({"label": item.label, "url": url, "current": current})
-    return {"nav_items": items}
+    return items

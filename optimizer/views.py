@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import json
 
 from django.contrib import messages
@@ -69,6 +70,8 @@ def _run_context(run: OptimizationRun, diff_mode: str = "inline", *, lazy_diff: 
     context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode, "lazy_diff": lazy_diff}
     if run.status == OptimizationRun.Status.DONE:
         context["score_rows"] = _score_rows(run)
+        context["has_llm"] = bool((run.scores or {}).get("llm_after"))
+        context["body_key"] = _result_digest(run)
         context["deconstruction_rows"] = [
             (
                 key.replace("_", " ").capitalize(),
@@ -80,6 +83,16 @@ def _run_context(run: OptimizationRun, diff_mode: str = "inline", *, lazy_diff: 
     else:
         context["stages"] = _stage_rows(run)
     return context
+
+
+def _result_digest(run: OptimizationRun) -> str:
+    """Names what the result part of the panel shows, so its rendering is reused by every run with the
+    same result (each result-cache hit, each reload of a finished run) and never by another."""
+    shown = (
+        run.optimized_text, run.scores, run.diagnosis, run.changes, run.techniques, run.deconstruction,
+        run.stage_timings,
+    )  # fmt: skip
+    return hashlib.blake2b(repr(shown).encode(), digest_size=16).hexdigest()
 
 
 def _stage_rows(run: OptimizationRun) -> list[dict]:

@@ -138,6 +138,29 @@ def test_a_cached_result_says_so(owner_client, owner):
     assert again.cached and "Cached result: no new work, no cost" in html
 
 
+def test_a_reused_result_rendering_belongs_to_its_result_only(owner_client, owner):
+    """The result part of the panel is rendered once per result: every run with the same result shows
+    it, a run with another result never does, even one whose only difference is a single issue."""
+    first = make_run(owner, text="Explain how tides work.")
+    hit = make_run(owner, text="Explain how tides work.", done=False)
+    second_hit = make_run(owner, text="Explain how tides work.", done=False)
+    other = make_run(owner, text="Summarize this report for the board. Use bullet points.")
+
+    def body(run):
+        html = owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
+        return html[html.index("<h2>Scores</h2>") : html.index("</section>", html.index("<h2>Scores</h2>"))]
+
+    assert hit.cached and body(hit) == body(second_hit)
+    assert "Stage times" in body(first) and "Stage times" not in body(hit)  # a hit did no stage work
+    assert body(other) != body(first)
+    for issue in other.diagnosis["issues"]:
+        assert issue["title"] in body(other)
+    dropped, *kept = other.diagnosis["issues"]
+    other.diagnosis["issues"] = kept
+    other.save(update_fields=["diagnosis"])
+    assert f"<strong>{dropped['title']}</strong>" not in body(other)
+
+
 def test_favorite_toggles_with_and_without_htmx(owner_client, owner):
     run = make_run(owner)
     url = reverse("optimizer:run-favorite", args=[run.pk])
