@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
-from costs.models import UsageRecord
+from costs.budgets import period_bounds, spent
+from costs.models import Budget, BudgetAlert, UsageRecord
 
 
 @admin.register(UsageRecord)
@@ -48,3 +50,36 @@ class UsageRecordAdmin(admin.ModelAdmin):
                 unpriced=Count("id", filter=Q(cost__isnull=True)),
             )
         return response
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "user", "period", "limit", "mode", "thresholds", "enabled", "spent_now"]
+    list_filter = ["period", "mode", "enabled"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+    @admin.display(description="spent this period (USD)")
+    def spent_now(self, budget: Budget) -> str:
+        start, end = period_bounds(budget.period)
+        return f"{spent(budget, start, end):.4f}"
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(admin.ModelAdmin):
+    """Alerts are events: read them, dismiss them from the banner; their figures are not edited."""
+
+    list_display = ["created_at", "budget", "threshold", "spent", "limit", "refused", "dismissed_at"]
+    list_filter = ["refused", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["budget__user"]
+    readonly_fields = ["budget", "period_start", "threshold", "spent", "limit", "refused", "created_at"]
+    fields = [*readonly_fields, "dismissed_at"]
+    actions = ["dismiss"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Dismiss the selected alerts")
+    def dismiss(self, request, queryset):
+        count = queryset.filter(dismissed_at__isnull=True).update(dismissed_at=timezone.now())
+        self.message_user(request, f"Dismissed {count} alert(s).")

@@ -1,4 +1,8 @@
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -58,3 +62,133 @@ class UsageRecord(models.Model):
     @property
     def unpriced(self) -> bool:
         return self.cost is None
+
+
+def usd(amount: Decimal) -> str:
+    """Dollars for people: cents, or as many decimals as a sub-cent amount needs to not read as 0."""
+    if amount == 0:
+        return "$0"
+    if abs(amount) >= Decimal("0.01"):
+        return f"${amount:,.2f}"
+    return "$" + f"{amount:.8f}".rstrip("0")
+
+
+def thresholds_validate(value: str) -> None:
+    """ "80, 100": whole percentages, 1 to 1000, at most five."""
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValidationError(
+            "Write the thresholds as whole percentages separated by commas, e.g. 80, 100."
+        ) from None
+    if not numbers or len(numbers) > 5 or any(not 1 <= number <= 1000 for number in numbers):
+        raise ValidationError("Give one to five thresholds, each a percentage from 1 to 1000, e.g. 80, 100.")
+
+
+class Budget(models.Model):
+    """A spending limit for one calendar period, for the whole site (no user) or for one user.
+
+    Periods follow the calendar in the site's time zone (``TIME_ZONE``): a daily budget starts again
+    at local midnight, a monthly one on the 1st. A soft budget only alerts; a hard one refuses, before
+    it is made, any call whose estimated cost would take the period's spend past the limit.
+    """
+
+    class Period(models.TextChoices):
+        DAILY = "daily", "Daily"
+        MONTHLY = "monthly", "Monthly"
+
+    class Mode(models.TextChoices):
+        SOFT = "soft", "Soft: alert only"
+        HARD = "hard", "Hard: refuse calls that would cross it"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="budgets",
+        help_text="Blank: a budget for the whole site, all users together.",
+    )
+    period = models.CharField(max_length=8, choices=Period)
+    limit = models.DecimalField(
+        "limit (USD)", max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0.0001"))]
+    )
+    mode = models.CharField(max_length=4, choices=Mode, default=Mode.SOFT)
+    thresholds = models.CharField(
+        max_length=60,
+        default="80, 100",
+        validators=[thresholds_validate],
+        help_text="Alert when the period's spend reaches these percentages of the limit.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user_id", "period"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period"], condition=models.Q(user__isnull=True), name="one_site_budget_per_period"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "period"],
+                condition=models.Q(user__isnull=False),
+                name="one_user_budget_per_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        whose = self.user.get_username() if self.user_id else "Site"
+        return f"{whose}: {self.get_period_display().lower()} ${self.limit} ({self.mode})"
+
+    @property
+    def threshold_list(self) -> list[int]:
+        return sorted({int(part) for part in self.thresholds.split(",") if part.strip()})
+
+
+class BudgetReservation(models.Model):
+    """The estimated cost of a call in flight, counted against a budget until the call returns
+    (settled: the usage record now carries the real cost) or fails (released). A worker that dies
+    mid-call leaves one behind; it stops counting after ``RESERVATION_TTL``."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="reservations")
+    token = models.CharField(max_length=32, db_index=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=8)
+    created_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"${self.amount} reserved on {self.budget}"
+
+
+class BudgetAlert(models.Model):
+    """A budget's spend reached one of its thresholds: once per threshold per period."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the limit.")
+    spent = models.DecimalField(max_digits=14, decimal_places=8)
+    limit = models.DecimalField(max_digits=12, decimal_places=4)
+    refused = models.BooleanField(default=False, help_text="A hard budget refused a call.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "threshold"], name="one_alert_per_threshold_and_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget}: {self.threshold}% reached"
+
+    @property
+    def message(self) -> str:
+        whose = "The site's" if self.budget.user_id is None else "Your"
+        period = "daily" if self.budget.period == Budget.Period.DAILY else "monthly"
+        if self.refused:
+            return (
+                f"{whose} {period} budget of {usd(self.limit)} is used up: calls that would cross it are "
+                "refused and runs finish with the built-in engine."
+            )
+        return f"{whose} {period} budget: {usd(self.spent)} spent, {self.threshold}% of {usd(self.limit)}."

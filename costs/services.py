@@ -1,6 +1,5 @@
-"""State changes of the costs app: usage records and the budget gate the gateway asks."""
+"""State changes of the costs app: usage records (the budget gate is in ``costs.budgets``)."""
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connections, router
@@ -73,27 +72,3 @@ def _insert_statement(connection) -> tuple[list, str]:
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 - metadata only
         )
     return _INSERT_STATEMENTS[connection.vendor]
-
-
-@dataclass(frozen=True)
-class BudgetDecision:
-    allowed: bool
-    reason: str = ""
-    reservation_id: str | None = None
-
-
-class BudgetGate:
-    """Asked by the gateway before each paid call, with the call's estimated cost.
-
-    A refusal is a reason to skip that model, never an exception. Budgets and their limits arrive
-    with the costs work; until then every call is allowed and nothing is reserved.
-    """
-
-    def reserve(self, *, user_id: int | None, estimated_cost: Decimal | None) -> BudgetDecision:
-        return BudgetDecision(allowed=True)
-
-    def settle(self, decision: BudgetDecision, *, actual_cost: Decimal | None) -> None:
-        """The call returned: turn the reservation into the real cost."""
-
-    def release(self, decision: BudgetDecision) -> None:
-        """The call failed: give the reserved amount back."""

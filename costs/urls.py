@@ -1,5 +1,6 @@
 from django.urls import path
 
+from costs import views
 from optimizer.views import coming_soon
 
 app_name = "costs"
@@ -10,4 +11,5 @@ urlpatterns = [
         coming_soon("Costs", "What every model call cost, daily and monthly budgets, forecasts and export."),
         name="dashboard",
     ),
+    path("alerts/<int:pk>/dismiss/", views.alert_dismiss, name="alert-dismiss"),
 ]

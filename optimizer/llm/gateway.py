@@ -23,8 +23,9 @@ import httpx
 import stamina
 from django.conf import settings
 
+from costs.budgets import BudgetGate
 from costs.models import UsageRecord
-from costs.services import BudgetGate, usage_record_create
+from costs.services import usage_record_create
 from optimizer.llm import adapters, api_cache
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.errors import MAX_RETRY_AFTER_S, InvalidAnswer, ProviderError

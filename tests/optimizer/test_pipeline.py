@@ -236,6 +236,23 @@ def test_a_failing_provider_degrades_the_run_to_the_builtin_engine_and_says_why(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_hard_budget_that_would_be_crossed_degrades_the_run_before_any_paid_call(fake, llm_settings):
+    from costs.models import Budget, BudgetAlert
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    Budget.objects.create(user=owner, period="daily", limit=Decimal("0.0001"), mode="hard")
+
+    run = finish(submit(owner, model=str(model.pk)))
+
+    assert run.status == "done", run.error
+    assert "budget refused: llm-owner's daily budget would be crossed ($0 of $0.0001" in run.degraded_reason
+    assert fake.requests == []  # refused before it was made
+    assert BudgetAlert.objects.get(budget__user=owner).refused
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fake, llm_settings):
     from tests.factories import UserFactory
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from costs.services import BudgetDecision, BudgetGate
+from costs.budgets import BudgetDecision, BudgetGate
 from optimizer.llm import gateway
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.gateway import _provider_slot

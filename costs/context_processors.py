@@ -1,0 +1,12 @@
+from django.utils.functional import SimpleLazyObject
+
+from costs.budgets import alerts_visible_to
+
+
+def budget_alerts(request) -> dict:
+    """The budget alerts banner on every page, until each alert is dismissed. Queried only when a
+    full page is drawn (htmx partials never show it)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"budget_alerts": []}
+    return {"budget_alerts": SimpleLazyObject(lambda: list(alerts_visible_to(user)[:5]))}
