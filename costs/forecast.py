@@ -1,0 +1,118 @@
+"""Where spending is heading: month-end spend, the next 30 days, and the day a monthly budget is
+expected to be crossed.
+
+The method, as the dashboard states it: the daily rate is a weighted moving average of the last 14
+complete days in the site's time zone, the most recent day weighing most (weights 14 down to 1).
+Days before the first recorded spend are left out, so a new installation is not dragged towards zero;
+when all spend is from today, today's pace so far is the rate. The rest of the month is projected at
+that rate, today counting for the part of it still to come, measured in real hours (a day when the
+clocks change has 23 or 25).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from costs.budgets import local_midnight, site_zone
+
+WINDOW_DAYS = 14
+METHOD = (
+    "Daily rate: a weighted moving average of the last 14 complete days (yesterday weighs 14, "
+    "14 days ago weighs 1; days before the first spend are left out; with only today's spend, "
+    "today's pace so far). Month end: spend to date plus that rate over the rest of today and the "
+    "days left in the month. Next 30 days: 30 times the rate."
+)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    rate_per_day: Decimal
+    month_to_date: Decimal
+    month_end: Decimal
+    next_30_days: Decimal
+    crossing: date | None  # when the monthly limit is (or was) crossed this month; None: not this month
+    crossed: bool  # already crossed
+    method: str = METHOD
+
+
+def daily_spend(records, start: datetime, end: datetime) -> dict[date, Decimal]:
+    """Priced spend per local calendar day in [start, end), from a queryset of usage records."""
+    rows = (
+        records.filter(created_at__gte=start, created_at__lt=end, cost__isnull=False)
+        .annotate(day=TruncDate("created_at", tzinfo=site_zone()))
+        .values("day")
+        .annotate(total=Sum("cost"))
+        .order_by("day")
+    )
+    return {row["day"]: row["total"] for row in rows}
+
+
+def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal | None = None) -> Forecast:
+    """The forecast from ``daily`` (local date → spend; today's entry is spend so far)."""
+    local_now = timezone.localtime(now, site_zone())
+    today = local_now.date()
+    # In UTC: Python subtracts two datetimes of the same zone by wall clock, which gives 24 hours
+    # for every day, the 23- and 25-hour ones included.
+    day_start = local_midnight(today).astimezone(UTC)
+    day_end = local_midnight(today + timedelta(days=1)).astimezone(UTC)
+    elapsed = Decimal((now - day_start).total_seconds()) / Decimal((day_end - day_start).total_seconds())
+    today_spend = daily.get(today, Decimal(0))
+
+    rate = _rate(daily, today, today_spend, elapsed)
+    first_of_month = today.replace(day=1)
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    month_to_date = sum((value for day, value in daily.items() if first_of_month <= day <= today), Decimal(0))
+    days_left = (next_month - today).days - 1  # whole days after today
+    month_end = month_to_date + rate * ((1 - elapsed) + days_left)
+
+    crossing, crossed = None, False
+    if monthly_limit is not None:
+        crossing, crossed = _crossing(
+            daily, first_of_month, today, month_to_date, rate, elapsed, days_left, monthly_limit
+        )
+    return Forecast(
+        rate_per_day=rate,
+        month_to_date=month_to_date,
+        month_end=month_end,
+        next_30_days=rate * 30,
+        crossing=crossing,
+        crossed=crossed,
+    )
+
+
+def _rate(daily: dict[date, Decimal], today: date, today_spend: Decimal, elapsed: Decimal) -> Decimal:
+    first_spend = min((day for day, value in daily.items() if value), default=None)
+    if first_spend is None:
+        return Decimal(0)
+    window = [today - timedelta(days=back) for back in range(1, WINDOW_DAYS + 1)]  # yesterday first
+    window = [day for day in window if day >= first_spend]
+    if not window:  # everything is from today: its pace so far
+        return today_spend / elapsed if elapsed > 0 else Decimal(0)
+    weights = range(WINDOW_DAYS, WINDOW_DAYS - len(window), -1)
+    weighted = sum(
+        (daily.get(day, Decimal(0)) * weight for day, weight in zip(window, weights, strict=True)), Decimal(0)
+    )
+    return weighted / sum(weights)
+
+
+def _crossing(daily, first_of_month, today, month_to_date, rate, elapsed, days_left, limit):
+    if month_to_date >= limit:
+        running = Decimal(0)
+        for day in sorted(day for day in daily if first_of_month <= day <= today):
+            running += daily[day]
+            if running >= limit:
+                return day, True
+    if rate <= 0:
+        return None, False
+    remaining = limit - month_to_date
+    rest_of_today = rate * (1 - elapsed)
+    if remaining <= rest_of_today:
+        return today, False
+    more_days = int(((remaining - rest_of_today) / rate).to_integral_value(rounding=ROUND_CEILING))
+    if more_days > days_left:
+        return None, False
+    return today + timedelta(days=more_days), False

@@ -1,0 +1,120 @@
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from costs.forecast import daily_spend, forecast
+from costs.models import UsageRecord
+from costs.services import usage_record_create
+
+D = Decimal
+
+
+def constant(rate: str, first: date, last: date) -> dict[date, Decimal]:
+    return {first + timedelta(days=n): D(rate) for n in range((last - first).days + 1)}
+
+
+def test_a_constant_rate_projects_the_rest_of_the_month(settings):
+    settings.TIME_ZONE = "UTC"
+    daily = constant("1.00", date(2026, 6, 1), date(2026, 6, 14)) | {date(2026, 6, 15): D("0.50")}
+
+    result = forecast(daily, datetime(2026, 6, 15, 12, tzinfo=UTC), monthly_limit=D("25"))
+
+    assert result.rate_per_day == D("1")
+    assert result.month_to_date == D("14.50")
+    assert result.month_end == D("30.00")  # 14.50 + half of today + 15 more days, at $1
+    assert result.next_30_days == D("30")
+    assert result.crossing == date(2026, 6, 25) and not result.crossed  # $15 by tonight, then 10 days
+
+
+def test_recent_days_weigh_more():
+    daily = constant("1.00", date(2026, 6, 1), date(2026, 6, 7)) | constant(
+        "3.00", date(2026, 6, 8), date(2026, 6, 14)
+    )
+
+    rate = forecast(daily, datetime(2026, 6, 15, tzinfo=UTC)).rate_per_day
+
+    assert D(2) < rate < D(3)  # the plain mean is 2; the last week counts more
+    assert rate == (D(3) * sum(range(8, 15)) + D(1) * sum(range(1, 8))) / sum(range(1, 15))
+
+
+def test_the_first_day_of_a_month_uses_last_months_days_and_counts_only_todays_spend(settings):
+    settings.TIME_ZONE = "UTC"
+    daily = constant("2.00", date(2026, 5, 1), date(2026, 5, 31)) | {date(2026, 6, 1): D("0.25")}
+
+    result = forecast(daily, datetime(2026, 6, 1, 6, tzinfo=UTC), monthly_limit=D("100"))
+
+    assert result.rate_per_day == D(2)
+    assert result.month_to_date == D("0.25")  # May is not this month
+    assert result.month_end == D("0.25") + D(2) * (D("0.75") + 29)
+    assert result.crossing is None  # $60.25 by the end of June: under the limit
+
+
+def test_december_ends_on_the_31st_and_does_not_run_into_january(settings):
+    settings.TIME_ZONE = "UTC"
+    daily = constant("10.00", date(2026, 12, 1), date(2026, 12, 19))
+
+    result = forecast(daily, datetime(2026, 12, 20, tzinfo=UTC), monthly_limit=D("250"))
+
+    assert result.month_end == D("190") + D(10) * 12  # the 20th to the 31st
+    assert result.crossing == date(2026, 12, 25)  # $190 + $10 a day: $250 within the 25th
+    assert forecast(daily, datetime(2026, 12, 20, tzinfo=UTC), monthly_limit=D("1000")).crossing is None
+
+
+def test_a_month_with_no_spend_forecasts_nothing():
+    result = forecast({}, datetime(2026, 6, 15, 12, tzinfo=UTC), monthly_limit=D("10"))
+
+    assert (result.rate_per_day, result.month_to_date, result.month_end, result.next_30_days) == (0, 0, 0, 0)
+    assert result.crossing is None and not result.crossed
+
+
+def test_a_budget_already_crossed_says_on_which_day(settings):
+    settings.TIME_ZONE = "UTC"
+    daily = constant("4.00", date(2026, 6, 1), date(2026, 6, 10))
+
+    result = forecast(daily, datetime(2026, 6, 10, 18, tzinfo=UTC), monthly_limit=D("10"))
+
+    assert result.crossed and result.crossing == date(2026, 6, 3)
+
+
+def test_only_todays_spend_projects_todays_pace(settings):
+    settings.TIME_ZONE = "UTC"
+
+    result = forecast({date(2026, 6, 15): D("1.50")}, datetime(2026, 6, 15, 6, tzinfo=UTC))
+
+    assert result.rate_per_day == D(6)  # $1.50 in the first quarter of the day
+
+
+def test_the_day_the_clocks_go_forward_has_23_hours(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    daily = constant("2.30", date(2026, 3, 15), date(2026, 3, 28))
+    now = datetime.fromisoformat("2026-03-29 12:00+02:00")  # 11 real hours after local midnight
+
+    result = forecast(daily, now)
+
+    expected = sum(daily.values()) + D("2.30") * (D(12) / D(23) + 2)  # not 12/24 of the day left
+    assert round(result.month_end, 12) == round(expected, 12)
+
+
+@pytest.mark.django_db
+def test_daily_spend_groups_by_local_day_across_the_clock_change(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    for at, cost in [
+        ("2026-03-28 22:30+00:00", "1"),  # 23:30 on the 28th in Paris (+01:00)
+        ("2026-03-28 23:30+00:00", "2"),  # 00:30 on the 29th
+        ("2026-03-29 21:30+00:00", "4"),  # 23:30 on the 29th (+02:00)
+        ("2026-03-29 22:30+00:00", "8"),  # 00:30 on the 30th
+    ]:
+        usage_record_create(
+            user_id=None, run_id=None, provider="OpenAI", model="m", operation="design", cost=D(cost),
+            latency_ms=1, status=UsageRecord.Status.OK,
+        )  # fmt: skip
+        UsageRecord.objects.filter(pk=UsageRecord.objects.latest("id").pk).update(
+            created_at=datetime.fromisoformat(at)
+        )
+
+    days = daily_spend(
+        UsageRecord.objects.all(), datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    )
+
+    assert days == {date(2026, 3, 28): D(1), date(2026, 3, 29): D(6), date(2026, 3, 30): D(8)}
