@@ -138,7 +138,7 @@ class Budget(models.Model):
 
     def __str__(self) -> str:
         whose = self.user.get_username() if self.user_id else "Site"
-        return f"{whose}: {self.get_period_display().lower()} ${self.limit} ({self.mode})"
+        return f"{whose}: {self.get_period_display().lower()} {usd(self.limit)} ({self.mode})"
 
     @property
     def threshold_list(self) -> list[int]:
