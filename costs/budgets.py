@@ -105,6 +105,10 @@ class BudgetGate:
             # Locked in one order (by id), so two gates never wait for each other's rows.
             budgets = list(applicable(user_id).select_related(None).order_by("pk").select_for_update())
             now = timezone.now()
+            # Reservations of workers that died mid-call already stopped counting; clear them away.
+            BudgetReservation.objects.filter(
+                budget__in=budgets, created_at__lt=now - RESERVATION_TTL
+            ).delete()
             for budget in budgets:
                 if budget.mode != Budget.Mode.HARD:
                     continue
@@ -154,14 +158,6 @@ class BudgetGate:
         """The call failed: give the reserved amount back."""
         if decision.reservation_id is not None:
             BudgetReservation.objects.filter(token=decision.reservation_id).delete()
-
-
-def reservations_expire(now: datetime | None = None) -> int:
-    """Delete reservations left by workers that died mid-call (they already stopped counting)."""
-    deleted, _ = BudgetReservation.objects.filter(
-        created_at__lt=(now or timezone.now()) - RESERVATION_TTL
-    ).delete()
-    return deleted
 
 
 def _name(budget: Budget) -> str:
