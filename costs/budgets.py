@@ -66,9 +66,9 @@ def spent(budget: Budget, start: datetime, end: datetime) -> Decimal:
     return total["total"] or Decimal(0)
 
 
-def reserved(budget: Budget, now: datetime) -> Decimal:
-    total = budget.reservations.filter(created_at__gte=now - RESERVATION_TTL).aggregate(total=Sum("amount"))
-    return total["total"] or Decimal(0)
+def reserved(budget: Budget) -> Decimal:
+    """Estimates of calls in flight (the gate clears expired ones before it asks)."""
+    return budget.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
 
 
 def applicable(user_id: int | None):
@@ -119,7 +119,7 @@ class BudgetGate:
                         "admin (Model prices) to use it",
                     )
                 start, end = period_bounds(budget.period, now)
-                committed = spent(budget, start, end) + reserved(budget, now)
+                committed = spent(budget, start, end) + reserved(budget)
                 if committed + estimated_cost > budget.limit:
                     refusal = (
                         f"{_name(budget)} would be crossed ({usd(committed)} of {usd(budget.limit)} spent or "
@@ -137,7 +137,9 @@ class BudgetGate:
                 return BudgetDecision(
                     allowed=True, reservation_id=token, budget_ids=tuple(budget.pk for budget in budgets)
                 )
-        _alert(budget, *period_bounds(budget.period, now), refused=True)
+        start, end = period_bounds(budget.period, now)
+        if not budget.alerts.filter(period_start=start, threshold=100).exists():
+            _alert(budget, start, end, refused=True)
         return BudgetDecision(allowed=False, reason=refusal)
 
     def settle(self, decision: BudgetDecision, *, actual_cost: Decimal | None) -> None:
@@ -150,9 +152,13 @@ class BudgetGate:
         for budget in Budget.objects.filter(pk__in=decision.budget_ids).select_related("user"):
             start, end = period_bounds(budget.period, now)
             total = spent(budget, start, end)
-            for threshold in budget.threshold_list:
-                if total * 100 >= budget.limit * threshold:
-                    _alert(budget, start, end, threshold=threshold, total=total)
+            reached = {
+                threshold for threshold in budget.threshold_list if total * 100 >= budget.limit * threshold
+            }
+            if reached:  # once a threshold has alerted, later calls of the period skip it in one query
+                reached -= set(budget.alerts.filter(period_start=start).values_list("threshold", flat=True))
+            for threshold in sorted(reached):
+                _alert(budget, start, end, threshold=threshold, total=total)
 
     def release(self, decision: BudgetDecision) -> None:
         """The call failed: give the reserved amount back."""
@@ -177,10 +183,8 @@ def _alert(
     total: Decimal | None = None,
     refused: bool = False,
 ) -> BudgetAlert | None:
-    """Record the alert unless this period already has it (a unique constraint makes that hold
-    across processes), then email it."""
-    if BudgetAlert.objects.filter(budget=budget, period_start=start, threshold=threshold).exists():
-        return None
+    """Record the alert and email it; None when this period already has it (a unique constraint
+    makes that hold across processes)."""
     try:
         with transaction.atomic():
             alert = BudgetAlert.objects.create(

@@ -15,9 +15,9 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
-from django.utils import timezone
 
-from costs.budgets import local_midnight, site_zone
+from costs.budgets import period_bounds, site_zone
+from costs.models import Budget
 
 WINDOW_DAYS = 14
 METHOD = (
@@ -53,18 +53,16 @@ def daily_spend(records, start: datetime, end: datetime) -> dict[date, Decimal]:
 
 def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal | None = None) -> Forecast:
     """The forecast from ``daily`` (local date → spend; today's entry is spend so far)."""
-    local_now = timezone.localtime(now, site_zone())
-    today = local_now.date()
+    day_start, day_end = period_bounds(Budget.Period.DAILY, now)
+    month_start, month_end_at = period_bounds(Budget.Period.MONTHLY, now)
+    today, first_of_month, next_month = day_start.date(), month_start.date(), month_end_at.date()
     # In UTC: Python subtracts two datetimes of the same zone by wall clock, which gives 24 hours
     # for every day, the 23- and 25-hour ones included.
-    day_start = local_midnight(today).astimezone(UTC)
-    day_end = local_midnight(today + timedelta(days=1)).astimezone(UTC)
+    day_start, day_end = day_start.astimezone(UTC), day_end.astimezone(UTC)
     elapsed = Decimal((now - day_start).total_seconds()) / Decimal((day_end - day_start).total_seconds())
     today_spend = daily.get(today, Decimal(0))
 
     rate = _rate(daily, today, today_spend, elapsed)
-    first_of_month = today.replace(day=1)
-    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
     month_to_date = sum((value for day, value in daily.items() if first_of_month <= day <= today), Decimal(0))
     days_left = (next_month - today).days - 1  # whole days after today
     month_end = month_to_date + rate * ((1 - elapsed) + days_left)
