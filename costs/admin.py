@@ -3,7 +3,9 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from costs.budgets import period_bounds, spent
-from costs.models import Budget, BudgetAlert, UsageRecord
+from costs.forms import ModelPriceForm
+from costs.models import Budget, BudgetAlert, ModelPrice, UsageRecord
+from optimizer.llm.pricing import catalog_prices
 
 
 @admin.register(UsageRecord)
@@ -83,3 +85,30 @@ class BudgetAlertAdmin(admin.ModelAdmin):
     def dismiss(self, request, queryset):
         count = queryset.filter(dismissed_at__isnull=True).update(dismissed_at=timezone.now())
         self.message_user(request, f"Dismissed {count} alert(s).")
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Dated prices: a new price is a new row, so an existing one's figures are not edited (the
+    calls made at it keep their cost); a price not yet in force can be deleted."""
+
+    form = ModelPriceForm
+    list_display = ["model", "valid_from", "input", "output", "cached_input", "list_price", "note"]
+    list_filter = ["model__provider"]
+    list_select_related = ["model__provider"]
+    search_fields = ["model__model_id", "note"]
+    date_hierarchy = "valid_from"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["model", "valid_from", "input", "output", "cached_input"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        fields = ["model", "valid_from", "input", "output", "cached_input", "note"]
+        return fields if obj else [*fields, "confirm"]
+
+    @admin.display(description="genai-prices $/M in · out · cached")
+    def list_price(self, price: ModelPrice) -> str:
+        listed = catalog_prices(price.model.provider.price_catalog, price.model.model_id)
+        if listed is None:
+            return "not listed"
+        return f"{listed.input} · {listed.output} · {listed.cached_input or '—'}"

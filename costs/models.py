@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 
 class UsageRecord(models.Model):
@@ -62,6 +63,36 @@ class UsageRecord(models.Model):
     @property
     def unpriced(self) -> bool:
         return self.cost is None
+
+
+PRICE_FIELD = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueValidator(0)]}
+
+
+class ModelPrice(models.Model):
+    """An admin's price for one model from a moment on. A model's price at a given time is its latest
+    override from before then, else genai-prices' list price. A change of price is a new row, so the
+    calls already made keep the price they were charged at (their records hold their cost)."""
+
+    model = models.ForeignKey("optimizer.ModelChoice", on_delete=models.CASCADE, related_name="prices")
+    valid_from = models.DateTimeField(
+        default=timezone.now, help_text="Calls from this moment on are charged at this price."
+    )
+    input = models.DecimalField("input $/M tokens", **PRICE_FIELD)
+    output = models.DecimalField("output $/M tokens", **PRICE_FIELD)
+    cached_input = models.DecimalField(
+        "cached input $/M tokens", null=True, blank=True, help_text="Blank: the input price.", **PRICE_FIELD
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why, e.g. a negotiated rate.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "valid_from"], name="one_price_per_model_and_moment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.model_id} from {self.valid_from:%Y-%m-%d %H:%M}"
 
 
 def usd(amount: Decimal) -> str:

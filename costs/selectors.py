@@ -1,10 +1,13 @@
 """Reads of the costs app that take more than a line."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
-from costs.models import UsageRecord
+from costs.models import ModelPrice, UsageRecord
+from optimizer.llm.pricing import PricePerMillion
 
 
 def api_cache_stats(*, since: datetime) -> dict:
@@ -22,3 +25,19 @@ def api_cache_stats(*, since: datetime) -> dict:
     )
     totals["saved"] = totals["saved"] or 0
     return totals
+
+
+def price_overrides(*, model_ids: Iterable[int], at: datetime | None = None) -> dict[int, PricePerMillion]:
+    """Each model's admin-set price in force at ``at`` (now by default), for the models that have one;
+    the others are priced by genai-prices. One query, whatever the number of models."""
+    at = at or timezone.now()
+    found: dict[int, PricePerMillion] = {}
+    rows = ModelPrice.objects.filter(model_id__in=list(model_ids), valid_from__lte=at)
+    for price in rows.order_by("model_id", "-valid_from"):
+        if price.model_id not in found:
+            found[price.model_id] = PricePerMillion(price.input, price.output, price.cached_input)
+    return found
+
+
+def price_override(*, model_id: int, at: datetime | None = None) -> PricePerMillion | None:
+    return price_overrides(model_ids=[model_id], at=at).get(model_id)

@@ -2,6 +2,7 @@ import os
 
 from django.contrib import admin, messages
 
+from costs.selectors import price_override
 from optimizer import services
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.pricing import catalog_prices
@@ -16,9 +17,6 @@ class ModelChoiceInline(admin.TabularInline):
         "tier",
         "enabled",
         "fallback_order",
-        "input_price",
-        "output_price",
-        "cached_input_price",
     ]
 
 
@@ -48,15 +46,14 @@ class ModelChoiceAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("provider")
 
-    @admin.display(description="$/M tokens in · out · cached")
+    @admin.display(description="$/M tokens in · out · cached, now")
     def prices(self, choice: ModelChoice) -> str:
-        if choice.has_own_prices:
-            cached = choice.cached_input_price if choice.cached_input_price is not None else "—"
-            return f"{choice.input_price} · {choice.output_price} · {cached} (set here)"
-        listed = catalog_prices(choice.provider.price_catalog, choice.model_id)
-        if listed is None:
-            return "unpriced"
-        return f"{listed.input} · {listed.output} · {listed.cached_input or '—'} (genai-prices)"
+        own = price_override(model_id=choice.pk)
+        prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
+        if prices is None:
+            return "unpriced: add a price under Costs → Model prices"
+        cached = prices.cached_input if prices.cached_input is not None else "—"
+        return f"{prices.input} · {prices.output} · {cached} ({'override' if own else 'genai-prices'})"
 
     @admin.display(description="circuit breaker")
     def breaker_state(self, choice: ModelChoice) -> str:

@@ -68,7 +68,8 @@ class ModelChoiceQuerySet(models.QuerySet):
 
 
 class ModelChoice(models.Model):
-    """A model of a provider that calls may use. Prices left blank come from genai-prices."""
+    """A model of a provider that calls may use. Its price is genai-prices' unless an admin set one
+    (``costs.ModelPrice``)."""
 
     class Tier(models.TextChoices):
         FAST = "fast", "Fast"
@@ -80,18 +81,6 @@ class ModelChoice(models.Model):
     tier = models.CharField(max_length=10, choices=Tier, default=Tier.BALANCED)
     enabled = models.BooleanField(default=True)
     fallback_order = models.PositiveSmallIntegerField(default=100)
-    input_price = models.DecimalField(
-        "input $/M tokens", max_digits=12, decimal_places=6, null=True, blank=True,
-        validators=[MinValueValidator(0)],
-    )  # fmt: skip
-    output_price = models.DecimalField(
-        "output $/M tokens", max_digits=12, decimal_places=6, null=True, blank=True,
-        validators=[MinValueValidator(0)],
-    )  # fmt: skip
-    cached_input_price = models.DecimalField(
-        "cached input $/M tokens", max_digits=12, decimal_places=6, null=True, blank=True,
-        validators=[MinValueValidator(0)],
-    )  # fmt: skip
     max_output_tokens = models.PositiveIntegerField(default=4096)
 
     objects = ModelChoiceQuerySet.as_manager()
@@ -104,10 +93,6 @@ class ModelChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name} · {self.model_id}"
-
-    @property
-    def has_own_prices(self) -> bool:
-        return self.input_price is not None and self.output_price is not None
 
     @property
     def breaker_key(self) -> str:

@@ -99,6 +99,7 @@ class FakeProvider:
         self.malformed_rate = malformed_rate
         self.script: deque = deque()
         self.rewrite = None  # a function of the original prompt, to answer design requests with
+        self.cached_fraction = 0.0  # the share of prompt tokens reported as read from the prompt cache
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests answered at the same time
@@ -132,6 +133,7 @@ class FakeProvider:
             self.requests.clear()
             self.max_in_flight = 0
             self.rewrite = None
+            self.cached_fraction = 0.0
 
     def _next_behaviour(self):
         with self._lock:
@@ -186,6 +188,7 @@ class FakeProvider:
         text = "this is not JSON {" if behaviour == "malformed" else json.dumps(data)
         prompt = json.dumps(body.get("messages", [])) + json.dumps(body.get("system", ""))
         prompt_tokens, output_tokens = _tokens(prompt), _tokens(text)
+        cached_tokens = int(prompt_tokens * self.cached_fraction)
         if anthropic:
             content = [{"type": "text", "text": text}] if behaviour == "malformed" else [
                 {"type": "tool_use", "id": "toolu_fake", "name": "respond", "input": data}
@@ -198,9 +201,9 @@ class FakeProvider:
                 "content": content,
                 "stop_reason": "tool_use",
                 "usage": {
-                    "input_tokens": prompt_tokens,
+                    "input_tokens": prompt_tokens - cached_tokens,  # Anthropic's count leaves cache reads out
                     "output_tokens": output_tokens,
-                    "cache_read_input_tokens": 0,
+                    "cache_read_input_tokens": cached_tokens,
                     "cache_creation_input_tokens": 0,
                 },
             }
@@ -222,7 +225,7 @@ class FakeProvider:
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": output_tokens,
                     "total_tokens": prompt_tokens + output_tokens,
-                    "prompt_tokens_details": {"cached_tokens": 0},
+                    "prompt_tokens_details": {"cached_tokens": cached_tokens},
                 },
             }
         if behaviour == "no_usage":

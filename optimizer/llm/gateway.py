@@ -25,6 +25,7 @@ from django.conf import settings
 
 from costs.budgets import BudgetGate
 from costs.models import UsageRecord
+from costs.selectors import price_override
 from costs.services import usage_record_create
 from optimizer.llm import adapters, api_cache
 from optimizer.llm.breaker import CircuitBreaker
@@ -137,7 +138,8 @@ def _call_model(
     except ProviderError:
         return Skip(provider.name, choice.model_id, "no API key", error_class="MissingAPIKey")
 
-    decision = gate.reserve(user_id=user_id, estimated_cost=_estimate_cost(choice, request))
+    own = price_override(model_id=choice.pk)
+    decision = gate.reserve(user_id=user_id, estimated_cost=estimate_cost(choice, request, own))
     if not decision.allowed:
         return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
 
@@ -154,7 +156,7 @@ def _call_model(
 
         started = time.perf_counter()
         try:
-            answer, cost = _ask_with_repair(choice, request, secret, record, deadline)
+            answer, cost = _ask_with_repair(choice, request, secret, record, deadline, own)
         except (ProviderError, httpx.HTTPError) as exc:
             breaker.record_failure(permit)
             gate.release(decision)
@@ -186,7 +188,9 @@ class _InvalidAfterRepair(Exception):
         self.cost = cost
 
 
-def _ask_with_repair(choice, request, secret, record, deadline) -> tuple[adapters.Answer, Decimal | None]:
+def _ask_with_repair(
+    choice, request, secret, record, deadline, own: PricePerMillion | None
+) -> tuple[adapters.Answer, Decimal | None]:
     """One request and, if its answer does not fit the schema, one repair request. Each HTTP
     exchange that returns is recorded with its own tokens and cost."""
     spent: Decimal | None = Decimal(0)
@@ -200,7 +204,7 @@ def _ask_with_repair(choice, request, secret, record, deadline) -> tuple[adapter
         except InvalidAnswer as problem:
             text = _answer_text(choice.provider.kind, payload)
             usage = _usage_or_estimate(None, current, text)
-            cost = _cost(choice, usage)
+            cost = _cost(choice, usage, own)
             spent = None if spent is None or cost is None else spent + cost
             record.write(
                 status=UsageRecord.Status.INVALID,
@@ -215,7 +219,7 @@ def _ask_with_repair(choice, request, secret, record, deadline) -> tuple[adapter
             current = repair_request(request, text, str(problem))
             continue
         usage = _usage_or_estimate(answer.usage, current, answer.text)
-        cost = _cost(choice, usage)
+        cost = _cost(choice, usage, own)
         record.write(
             status=UsageRecord.Status.OK,
             usage=usage,
@@ -298,25 +302,16 @@ def _usage_or_estimate(usage: TokenUsage | None, request: LLMRequest, answer_tex
     )
 
 
-def _own_prices(choice: ModelChoice) -> PricePerMillion | None:
-    if not choice.has_own_prices:
-        return None
-    return PricePerMillion(choice.input_price, choice.output_price, choice.cached_input_price)
+def _cost(choice: ModelChoice, usage: TokenUsage, own: PricePerMillion | None) -> Decimal | None:
+    return call_cost(catalog=choice.provider.price_catalog, model_id=choice.model_id, own=own, usage=usage)
 
 
-def _cost(choice: ModelChoice, usage: TokenUsage) -> Decimal | None:
-    return call_cost(
-        catalog=choice.provider.price_catalog, model_id=choice.model_id, own=_own_prices(choice), usage=usage
-    )
-
-
-def _estimate_cost(choice: ModelChoice, request: LLMRequest) -> Decimal | None:
+def estimate_cost(choice: ModelChoice, request: LLMRequest, own: PricePerMillion | None) -> Decimal | None:
     """A ceiling for the budget gate: the prompt's estimated tokens and the full output allowance."""
     prompt_chars = sum(len(m.content) for m in request.messages) + len(schema_fingerprint(request.schema))
     usage = TokenUsage(
         input_tokens=prompt_chars // CHARS_PER_TOKEN + 1, output_tokens=request.max_output_tokens
     )
-    own = _own_prices(choice)
     prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
     if prices is None:
         return None

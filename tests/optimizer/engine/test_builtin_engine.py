@@ -128,7 +128,7 @@ def test_the_optimized_prompt_reads_back_as_the_same_sections():
         ("Escribe un poema sobre el mar y la luna para los niños de la escuela", "Spanish"),
         ("Écris un poème sur la mer et la lune pour les enfants de l'école", "French"),
         ("Schreibe ein Gedicht über das Meer und den Mond für die Kinder", "German"),
-        ("Напиши стихотворение о море", "Russian"),  # noqa: RUF001
+        ("Напиши стихотворение о море", "Russian"),
         ("写一首关于大海的诗", "Chinese"),
         ("Write a poem about the sea and the moon for the children", "English"),
     ],

@@ -47,8 +47,8 @@ def fake(fake_server):
     fake_server.reset()
 
 
-@pytest.fixture(autouse=True)
-def _gateway_settings(settings, monkeypatch):
+@pytest.fixture
+def gateway_settings(settings, monkeypatch):
     """Short waits so retry tests take milliseconds; a clean cache so no breaker or cached answer
     leaks between tests; the test key in the environment, as in production."""
     settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
@@ -57,6 +57,11 @@ def _gateway_settings(settings, monkeypatch):
     caches["default"].clear()
     yield
     caches["default"].clear()
+
+
+@pytest.fixture(autouse=True)
+def _gateway_settings(gateway_settings):
+    """Every gateway test runs with them."""
 
 
 def add_model(
