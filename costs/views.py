@@ -1,9 +1,182 @@
-from django.shortcuts import get_object_or_404, redirect
-from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+import itertools
 
+from chartjs.views.lines import BaseLineChartView
+from django.contrib import messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_POST, require_safe
+
+from costs import selectors
 from costs.budgets import alerts_visible_to
+from costs.forecast import METHOD
+from costs.forms import DateRangeForm
+from costs.selectors import Scope
+from optimizer.exporting import csv_stream
+
+
+def _scope(request) -> Scope:
+    """Staff see the whole site unless they ask for their own (``?scope=mine``); others, their own."""
+    if request.user.is_staff and request.GET.get("scope") != "mine":
+        return Scope(user_id=None)
+    return Scope(user_id=request.user.pk)
+
+
+def _range(request) -> tuple[DateRangeForm, tuple]:
+    form = DateRangeForm(request.GET or None)
+    return form, form.range()
+
+
+@require_safe
+def dashboard(request):
+    scope = _scope(request)
+    form, (start, end) = _range(request)
+    if form.is_bound and not form.is_valid():
+        messages.error(request, " ".join(form.non_field_errors()) or "Enter the dates as YYYY-MM-DD.")
+    query = {"start": start.isoformat(), "end": end.isoformat()} | ({} if scope.site else {"scope": "mine"})
+    context = selectors.cost_dashboard(scope=scope, start=start, end=end)
+    return render(
+        request,
+        "costs/dashboard.html",
+        context
+        | {"title": "Costs", "form": form, "scope": scope, "start": start, "end": end}
+        | {
+            "days": (end - start).days + 1,
+            "query_string": urlencode(query),
+            "method": METHOD,
+            "charts": CHARTS,
+        },
+    )
+
+
+CHARTS = [
+    {
+        "title": "Spend per day",
+        "url": reverse_lazy("costs:chart-spend-per-day"),
+        "type": "line",
+        "money": True,
+    },
+    {
+        "title": "Tokens per day",
+        "url": reverse_lazy("costs:chart-tokens-per-day"),
+        "type": "line",
+        "money": False,
+    },
+    {"title": "Spend by model", "url": reverse_lazy("costs:chart-by-model"), "type": "bar", "money": True},
+    {
+        "title": "Spend by provider",
+        "url": reverse_lazy("costs:chart-by-provider"),
+        "type": "bar",
+        "money": True,
+    },
+    {
+        "title": "Spend by stage",
+        "url": reverse_lazy("costs:chart-by-operation"),
+        "type": "bar",
+        "money": True,
+    },
+]
+
+
+@require_safe
+def usage_export(request):
+    """The usage records of the range as CSV, streamed from the database in chunks (memory stays
+    flat whatever the count), spreadsheet formulas escaped."""
+    scope = _scope(request)
+    _form, (start, end) = _range(request)
+    records = selectors.usage_in_range(scope=scope, start=start, end=end).order_by("created_at", "id")
+    fields = EXPORT_FIELDS
+    rows = records.values_list(*[source for _name, source in fields]).iterator(chunk_size=2000)
+    response = StreamingHttpResponse(
+        csv_stream([name for name, _source in fields], rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="usage-{start}-to-{end}.csv"'
+    return response
+
+
+EXPORT_FIELDS = [
+    ("created_at", "created_at"),
+    ("user", "user__username"),
+    ("run_id", "run_id"),
+    ("provider", "provider"),
+    ("model", "model"),
+    ("operation", "operation"),
+    ("status", "status"),
+    ("input_tokens", "input_tokens"),
+    ("cached_tokens", "cached_tokens"),
+    ("output_tokens", "output_tokens"),
+    ("tokens_estimated", "tokens_estimated"),
+    ("cost_usd", "cost"),
+    ("saved_usd", "saved_cost"),
+    ("latency_ms", "latency_ms"),
+    ("error_class", "error_class"),
+    ("http_status", "http_status"),
+]
+
+
+class _UsageChart(BaseLineChartView):
+    """A django-chartjs JSON view over the usage records of the asked range and scope (labels and
+    datasets, as Chart.js takes them). Amounts go out as numbers rounded for display."""
+
+    http_method_names = ["get", "head"]
+    colors = [(79, 70, 229), (13, 148, 136), (217, 119, 6), (190, 24, 93), (100, 116, 139)]
+
+    def get(self, request, *args, **kwargs):
+        self.scope = _scope(request)
+        _form, (self.start, self.end) = _range(request)
+        self.records = selectors.usage_in_range(scope=self.scope, start=self.start, end=self.end)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.pop("view", None)  # TemplateView's own entry: not data
+        return context
+
+    def get_colors(self):
+        """Our palette (indigo, teal, amber...) instead of the package's, which starts with gray."""
+        return itertools.cycle(self.colors)
+
+
+class SpendPerDayChart(_UsageChart):
+    def get_labels(self):
+        self.days = selectors.per_day(self.records, self.start, self.end)
+        return [row["day"].isoformat() for row in self.days]
+
+    def get_providers(self):
+        return ["Spend (USD)"]
+
+    def get_data(self):
+        return [[_dollars(row["spend"]) for row in self.days]]
+
+
+class TokensPerDayChart(SpendPerDayChart):
+    def get_providers(self):
+        return ["Input tokens (cached included)", "Cached input tokens", "Output tokens"]
+
+    def get_data(self):
+        return [
+            [row[name] for row in self.days] for name in ("input_tokens", "cached_tokens", "output_tokens")
+        ]
+
+
+class SpendByChart(_UsageChart):
+    group = ""
+
+    def get_labels(self):
+        self.rows = selectors.spend_by(self.records, self.group)
+        return [row["label"] for row in self.rows]
+
+    def get_providers(self):
+        return ["Spend (USD)", "Calls"]
+
+    def get_data(self):
+        return [[_dollars(row["spend"]) for row in self.rows], [row["calls"] for row in self.rows]]
+
+
+def _dollars(amount) -> float:
+    return float(round(amount, 6))
 
 
 @require_POST
@@ -17,4 +190,4 @@ def alert_dismiss(request, pk: int):
     safe = url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
-    return redirect(back if safe else "/")
+    return redirect(back if safe else reverse("costs:dashboard"))

@@ -1,4 +1,3 @@
-import csv
 import hashlib
 import json
 
@@ -19,6 +18,7 @@ from django_htmx.http import push_url, retarget
 from optimizer import diffing, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.engine.rubric import CRITERIA
+from optimizer.exporting import csv_stream
 from optimizer.forms import HistoryFilterForm, OptimizeForm
 from optimizer.health import health_report, run_check
 from optimizer.models import OptimizationRun
@@ -200,26 +200,6 @@ def history(request):
     return render(request, template, context)
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
-    text = (
-        json.dumps(value, ensure_ascii=False)
-        if isinstance(value, (list, dict))
-        else ""
-        if value is None
-        else str(value)
-    )
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_safe
 def history_export(request, fmt: str):
     form = HistoryFilterForm(request.GET or None)
@@ -241,10 +221,8 @@ def _json_stream(rows):
 
 
 def _csv_stream(rows):
-    writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow(selectors.EXPORT_FIELDS)  # the BOM makes Excel read UTF-8
-    for row in rows:
-        yield writer.writerow([csv_cell(row[name]) for name in selectors.EXPORT_FIELDS])
+    fields = selectors.EXPORT_FIELDS
+    return csv_stream(fields, ([row[name] for name in fields] for row in rows))
 
 
 @login_not_required

@@ -207,7 +207,7 @@ def test_the_banner_shows_on_every_page_until_dismissed(client, owner, other_use
     response = client.post(
         reverse("costs:alert-dismiss", args=[my_alert.pk]), {"next": "https://evil.example/"}
     )
-    assert response.status_code == 302 and response["Location"] == "/"
+    assert response.status_code == 302 and response["Location"] == reverse("costs:dashboard")
     assert "Your monthly budget" not in client.get(reverse("optimizer:history")).content.decode()
 
 

@@ -1,0 +1,81 @@
+// Draws every <canvas data-chart-url> with the Chart.js that django-chartjs ships, from the JSON
+// view it names (labels and datasets, as Chart.js takes them). The page's CSP allows no inline
+// style, so Chart.js's stylesheet is linked from the page instead of injected.
+(function () {
+  "use strict";
+  if (!window.Chart) { return; }
+  Chart.platform.disableCSSInjection = true;
+  var style = getComputedStyle(document.documentElement);
+  Chart.defaults.global.defaultFontColor = style.getPropertyValue("--muted").trim() || "#5d6275";
+  Chart.defaults.global.defaultFontFamily = style.getPropertyValue("--font").trim() || "sans-serif";
+
+  function money(value) {
+    return "$" + (value >= 0.01 || value === 0 ? value.toFixed(2) : value.toPrecision(2));
+  }
+
+  function draw(canvas, payload) {
+    var type = canvas.dataset.chartType || "line";
+    var stacked = type === "bar" && canvas.dataset.chartStacked === "true";
+    var money_axis = canvas.dataset.chartMoney === "true";
+    var datasets = payload.datasets.map(function (dataset, index) {
+      var result = Object.assign({}, dataset, {fill: false, lineTension: 0.2, borderWidth: 2, pointRadius: 2});
+      if (type === "bar" && index > 0) {
+        result.hidden = true;  // "Calls": shown from the legend on demand
+      }
+      return result;
+    });
+    new Chart(canvas, {
+      type: type,
+      data: {labels: payload.labels, datasets: datasets},
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        legend: {display: datasets.length > 1},
+        tooltips: {
+          callbacks: {
+            label: function (item, data) {
+              var name = data.datasets[item.datasetIndex].label || "";
+              var value = Number(item.yLabel);
+              return name + ": " + (money_axis && name.indexOf("USD") !== -1 ? money(value) : value.toLocaleString());
+            }
+          }
+        },
+        scales: {
+          xAxes: [{stacked: stacked, ticks: {autoSkip: true, maxRotation: 0}}],
+          yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value) {
+            return money_axis ? money(Number(value)) : Number(value).toLocaleString();
+          }}}]
+        }
+      }
+    });
+  }
+
+  function load(canvas) {
+    fetch(canvas.dataset.chartUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (payload) {
+        if (!payload.labels.length) {
+          canvas.parentNode.classList.add("chart-empty");
+          return;
+        }
+        draw(canvas, payload);
+      })
+      .catch(function () {
+        canvas.parentNode.classList.add("chart-failed");
+      });
+  }
+
+  function start() {
+    document.querySelectorAll("canvas[data-chart-url]").forEach(load);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

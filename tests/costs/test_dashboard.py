@@ -1,0 +1,281 @@
+"""The cost dashboard: tiles, charts (django-chartjs JSON views), tables, date range, CSV export."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from costs.budgets import local_midnight
+from costs.models import Budget, UsageRecord
+from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+
+pytestmark = pytest.mark.django_db
+CHARTS = [
+    "chart-spend-per-day",
+    "chart-tokens-per-day",
+    "chart-by-model",
+    "chart-by-provider",
+    "chart-by-operation",
+]
+
+
+def record(user, when: datetime, cost: str | None = "0.01", **fields) -> UsageRecord:
+    values = {
+        "provider": "OpenAI",
+        "model": "gpt-5-mini",
+        "operation": "design",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cached_tokens": 400,
+        "status": UsageRecord.Status.OK,
+    } | fields
+    created = UsageRecord.objects.create(
+        user=user, cost=None if cost is None else Decimal(cost), latency_ms=10, **values
+    )
+    UsageRecord.objects.filter(pk=created.pk).update(created_at=when)
+    return created
+
+
+def today_at(hour: int) -> datetime:
+    return local_midnight(timezone.localdate()) + timedelta(hours=hour)
+
+
+def chart(client, name: str, **query) -> dict:
+    response = client.get(reverse(f"costs:{name}"), query)
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    return response.json()
+
+
+def test_a_user_sees_only_their_own_spend_in_tiles_charts_and_export(owner, other_user, client):
+    record(owner, today_at(1), "0.25")
+    record(other_user, today_at(1), "7.00", model="gpt-5")
+    client.force_login(owner)
+
+    page = client.get(reverse("costs:dashboard")).content.decode()
+
+    assert "$0.25" in page and "$7.00" not in page and "Your calls." in page
+    by_model = chart(client, "chart-by-model")
+    assert by_model["labels"] == ["OpenAI / gpt-5-mini"] and by_model["datasets"][0]["data"] == [0.25]
+    assert "view" not in by_model
+    rows = list(
+        csv.reader(
+            io.StringIO(b"".join(client.get(reverse("costs:usage-export")).streaming_content).decode())
+        )
+    )
+    assert len(rows) == 2 and rows[1][1] == owner.username
+
+
+def test_staff_see_the_whole_site_or_only_their_own(staff_user, owner, client):
+    record(owner, today_at(1), "0.25")
+    record(staff_user, today_at(2), "1.00")
+    client.force_login(staff_user)
+
+    site = chart(client, "chart-spend-per-day")
+    mine = chart(client, "chart-spend-per-day", scope="mine")
+
+    assert site["datasets"][0]["data"][-1] == 1.25
+    assert mine["datasets"][0]["data"][-1] == 1.0
+    assert "Every user's calls." in client.get(reverse("costs:dashboard")).content.decode()
+
+
+def test_spend_per_day_counts_local_days_and_fills_the_days_without_calls(owner, client, settings):
+    settings.TIME_ZONE = "America/New_York"
+    late_evening = datetime(2026, 11, 10, 3, 30, tzinfo=UTC)  # Nov 9, 22:30 in New York
+    record(owner, late_evening, "0.50")
+    record(owner, datetime(2026, 11, 11, 15, 0, tzinfo=UTC), "0.20")
+    client.force_login(owner)
+
+    data = chart(client, "chart-spend-per-day", start="2026-11-08", end="2026-11-12")
+
+    assert data["labels"] == ["2026-11-08", "2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12"]
+    assert data["datasets"][0]["data"] == [0, 0.5, 0, 0.2, 0]
+    assert data["datasets"][0]["label"] == "Spend (USD)"
+
+
+def test_tokens_per_day_has_input_cached_and_output_series(owner, client):
+    record(owner, today_at(1))
+    record(owner, today_at(2), cached_tokens=0)
+    client.force_login(owner)
+
+    data = chart(client, "chart-tokens-per-day")
+
+    series = {dataset["label"]: dataset["data"][-1] for dataset in data["datasets"]}
+    assert series == {
+        "Input tokens (cached included)": 2000,
+        "Cached input tokens": 400,
+        "Output tokens": 400,
+    }
+
+
+def test_spend_by_provider_and_stage_most_expensive_first_with_the_rest_as_other(owner, client):
+    for index in range(10):
+        record(owner, today_at(1), f"0.0{index}", model=f"model-{index}", operation=f"op-{index}")
+    record(owner, today_at(1), "0.30", provider="Anthropic", operation="design")
+    client.force_login(owner)
+
+    providers = chart(client, "chart-by-provider")
+    stages = chart(client, "chart-by-operation")
+    models = chart(client, "chart-by-model")
+
+    assert providers["labels"] == ["OpenAI", "Anthropic"]
+    assert providers["datasets"][0]["data"] == [0.45, 0.3]
+    assert providers["datasets"][1]["data"] == [10, 1]
+    assert stages["labels"][0] == "design" and len(stages["labels"]) == 8
+    assert stages["labels"][-1] == "Other (4)"
+    assert models["labels"][-1].startswith("Other (")
+    assert sum(models["datasets"][0]["data"]) == pytest.approx(0.75)
+
+
+def test_the_range_filters_charts_tables_and_export(owner, client):
+    prompt = Prompt.objects.create(owner=owner, title="Old one", text="x")
+    old_run = OptimizationRun.objects.create(owner=owner, prompt=prompt, status="done", cost=Decimal("0.9"))
+    OptimizationRun.objects.filter(pk=old_run.pk).update(created_at=timezone.now() - timedelta(days=60))
+    new_run = OptimizationRun.objects.create(owner=owner, prompt=prompt, status="done", cost=Decimal("0.1"))
+    record(owner, timezone.now() - timedelta(days=60), "0.90", run=old_run)
+    record(owner, timezone.now(), "0.10", run=new_run)
+    client.force_login(owner)
+
+    default = client.get(reverse("costs:dashboard")).content.decode()
+    older = timezone.localdate() - timedelta(days=70)
+    wide = client.get(reverse("costs:dashboard"), {"start": older.isoformat()}).content.decode()
+
+    assert "$0.10" in default and "$0.90" not in default
+    assert f"/runs/{new_run.pk}/" in default and f"/runs/{old_run.pk}/" not in default
+    assert "$1.00" in wide and f"/runs/{old_run.pk}/" in wide
+    export = b"".join(
+        client.get(reverse("costs:usage-export"), {"start": older.isoformat()}).streaming_content
+    )
+    assert export.decode().count("\r\n") == 3  # header and both records
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"start": "2026-11-20", "end": "2026-11-01"}, "The start date is after the end date"),
+        ({"start": "2024-01-01", "end": "2026-11-01"}, "Pick a range of at most 366 days."),
+        ({"start": "last tuesday"}, "Enter the dates as YYYY-MM-DD."),
+    ],
+)
+def test_a_bad_range_says_what_to_do_and_shows_the_last_30_days(owner, client, query, message):
+    client.force_login(owner)
+
+    response = client.get(reverse("costs:dashboard"), query)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert message in page and "(30 days)" in page
+    assert client.get(reverse("costs:chart-spend-per-day"), query).json()["labels"][-1] == (
+        timezone.localdate().isoformat()
+    )
+
+
+def test_tiles_measure_today_and_the_month_against_the_budgets_with_the_forecast_method(owner, client):
+    Budget.objects.create(user=owner, period="daily", limit=Decimal("1"), mode="hard")
+    Budget.objects.create(user=owner, period="monthly", limit=Decimal("100"))
+    record(owner, today_at(0), "0.40")
+    client.force_login(owner)
+
+    page = client.get(reverse("costs:dashboard")).content.decode()
+
+    assert 'value="40"' in page and "40% of the daily budget, $1.00 (hard)" in page
+    assert "of the monthly budget, $100.00 (soft)" in page
+    assert "weighted moving average of the last 14 complete days" in page
+
+
+def test_unpriced_models_and_calls_are_flagged_not_counted_as_free(owner, staff_client, staff_user):
+    local = Provider.objects.create(name="Local", kind="openai", base_url="http://127.0.0.1:9/v1")
+    ModelChoice.objects.create(provider=local, model_id="llama3.1:8b")
+    record(staff_user, today_at(1), None, provider="Local", model="llama3.1:8b")
+
+    page = staff_client.get(reverse("costs:dashboard")).content.decode()
+
+    assert "Unpriced: Local / llama3.1:8b." in page
+    assert "1 call went to models with no known price" in page
+    assert reverse("admin:costs_modelprice_add") in page
+
+
+def test_the_export_streams_records_with_formulas_escaped(owner, client):
+    record(owner, today_at(1), "0.012", operation='=HYPERLINK("http://evil")', model="+cmd|' /C calc'!A0")
+    client.force_login(owner)
+
+    response = client.get(reverse("costs:usage-export"))
+
+    assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response["Content-Disposition"]
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    header, row = list(csv.reader(io.StringIO(text)))
+    values = dict(zip(header, row, strict=True))
+    assert values["operation"] == '\'=HYPERLINK("http://evil")' and values["model"] == "'+cmd|' /C calc'!A0"
+    assert values["cost_usd"] == "0.012" and values["cached_tokens"] == "400"
+    assert values["created_at"].startswith(str(today_at(1).astimezone(UTC).date()))
+
+
+def _query_counts(client) -> list[int]:
+    counts = []
+    for name in ["dashboard", "usage-export", *CHARTS]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse(f"costs:{name}"))
+            if response.streaming:
+                b"".join(response.streaming_content)
+        counts.append(len(queries))
+    return counts
+
+
+def test_the_query_count_does_not_grow_with_the_records(owner, client):
+    client.force_login(owner)
+    prompt = Prompt.objects.create(owner=owner, title="p", text="x")
+    Budget.objects.create(user=owner, period="monthly", limit=Decimal("100"))
+
+    def add(count: int) -> None:
+        for index in range(count):
+            run = OptimizationRun.objects.create(
+                owner=owner, prompt=prompt, status="done", cost=Decimal("0.1")
+            )
+            record(
+                owner,
+                timezone.now() - timedelta(days=index % 20, hours=1),
+                "0.1",
+                run=run,
+                model=f"m{index % 12}",
+            )
+
+    add(3)
+    few = _query_counts(client)
+    add(40)
+    many = _query_counts(client)
+
+    assert few == many
+    assert many[0] <= 12
+
+
+def test_every_costs_view_needs_a_login(client):
+    for name in ["dashboard", "usage-export", *CHARTS]:
+        response = client.get(reverse(f"costs:{name}"))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_history_and_the_result_page_show_each_runs_cost(owner_client, owner):
+    prompt = Prompt.objects.create(owner=owner, title="Priced", text="Write a haiku")
+    run = OptimizationRun.objects.create(
+        owner=owner, prompt=prompt, status="done", cost=Decimal("0.0123"), optimized_text="Write a haiku."
+    )
+
+    assert "0.0123" in owner_client.get(reverse("optimizer:history")).content.decode()
+    assert "0.0123" in owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
+
+
+def test_chart_days_cover_a_dst_change(owner, client, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    record(owner, datetime(2026, 10, 24, 22, 30, tzinfo=UTC), "0.10")  # Oct 25, 00:30 in Paris
+    client.force_login(owner)
+
+    data = chart(client, "chart-spend-per-day", start="2026-10-24", end="2026-10-26")
+
+    assert data["datasets"][0]["data"] == [0, 0.1, 0]
+    assert date(2026, 10, 25).isoformat() in data["labels"]
