@@ -42,7 +42,6 @@ def test_the_current_section_is_marked(owner_client, url_name, label):
         "optimizer:batch",
         "optimizer:monitoring",
         "optimizer:analytics",
-        "costs:dashboard",
         "backups:index",
     ],
 )
