@@ -18,7 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Case, DateField, F, Func, Q, Sum, Value, When
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from costs.models import Budget, BudgetAlert, BudgetReservation, UsageRecord, usd
@@ -49,6 +50,53 @@ def period_bounds(period: str, now: datetime | None = None) -> tuple[datetime, d
     first = today.replace(day=1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return local_midnight(first), local_midnight(following)
+
+
+def local_date(field: str, since: datetime, until: datetime, *, vendor: str):
+    """An expression for the site-local calendar date of the datetime column ``field``, for rows
+    between ``since`` and ``until``.
+
+    PostgreSQL converts natively (``TruncDate``). On SQLite, Django's ``TruncDate`` calls back into
+    Python for every row (4 µs each: 0.4 s for 100,000 records); here the zone's UTC offsets over
+    the range are known beforehand, so the date is SQLite's own ``date()`` of the stored UTC time
+    shifted by the offset in force, with one ``CASE`` branch per change of offset (DST).
+    """
+    if vendor != "sqlite":
+        return TruncDate(field, tzinfo=site_zone())
+    segments = _offset_segments(since, until)
+
+    def shifted(offset: int) -> Func:
+        return Func(F(field), Value(f"{offset:+d} seconds"), function="date", output_field=DateField())
+
+    *changing, (_end, last) = segments
+    if not changing:
+        return shifted(last)
+    branches = [When(**{f"{field}__lt": end}, then=shifted(offset)) for end, offset in changing]
+    return Case(*branches, default=shifted(last), output_field=DateField())
+
+
+def _offset_segments(since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+    """[(end of segment, UTC offset in seconds)] covering [since, until): offsets change at most a
+    few times a year, so a daily walk finds each change and a bisection its exact second."""
+    zone = site_zone()
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(zone).utcoffset().total_seconds())
+
+    segments, moment, current = [], since, offset(since)
+    while moment < until:
+        following = min(moment + timedelta(days=1), until)
+        if offset(following) != current:
+            low, high = moment, following  # offset(low) == current != offset(high)
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            segments.append((high, current))
+            current = offset(high)
+            following = high
+        moment = following
+    segments.append((until, current))
+    return segments
 
 
 # --- Spend ----------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
+from django.db import connections
 from django.db.models import Sum
-from django.db.models.functions import TruncDate
 
-from costs.budgets import period_bounds, site_zone
+from costs.budgets import local_date, period_bounds
 from costs.models import Budget
 
 WINDOW_DAYS = 14
@@ -41,9 +41,10 @@ class Forecast:
 
 def daily_spend(records, start: datetime, end: datetime) -> dict[date, Decimal]:
     """Priced spend per local calendar day in [start, end), from a queryset of usage records."""
+    vendor = connections[records.db].vendor
     rows = (
         records.filter(created_at__gte=start, created_at__lt=end, cost__isnull=False)
-        .annotate(day=TruncDate("created_at", tzinfo=site_zone()))
+        .annotate(day=local_date("created_at", start, end, vendor=vendor))
         .values("day")
         .annotate(total=Sum("cost"))
         .order_by("day")

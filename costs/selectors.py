@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import connections
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from costs.budgets import local_midnight, period_bounds, site_zone
+from costs.budgets import local_date, local_midnight, period_bounds
 from costs.forecast import WINDOW_DAYS, daily_spend, forecast
 from costs.models import Budget, BudgetAlert, ModelPrice, UsageRecord
 from optimizer.llm.pricing import PricePerMillion, catalog_prices
@@ -103,9 +103,12 @@ def range_totals(records: QuerySet) -> dict:
 
 
 def per_day(records: QuerySet, start: date, end: date) -> list[dict]:
-    """Spend and tokens of each local day from ``start`` to ``end``, days without calls included."""
+    """Spend and tokens of each local day from ``start`` to ``end``, days without calls included
+    (``records`` is already limited to those days)."""
+    since, until = range_bounds(start, end)
+    day = local_date("created_at", since, until, vendor=connections[records.db].vendor)
     rows = (
-        records.annotate(day=TruncDate("created_at", tzinfo=site_zone()))
+        records.annotate(day=day)
         .values("day")
         .annotate(
             spend=Sum("cost", default=Decimal(0)),

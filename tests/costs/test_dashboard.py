@@ -270,12 +270,34 @@ def test_the_history_and_the_result_page_show_each_runs_cost(owner_client, owner
     assert "0.0123" in owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
 
 
-def test_chart_days_cover_a_dst_change(owner, client, settings):
-    settings.TIME_ZONE = "Europe/Paris"
-    record(owner, datetime(2026, 10, 24, 22, 30, tzinfo=UTC), "0.10")  # Oct 25, 00:30 in Paris
+@pytest.mark.parametrize(
+    ("tz", "moments", "expected"),
+    [
+        (  # the clocks go back on Oct 25 at 01:00 UTC: +2 before, +1 after
+            "Europe/Paris",
+            [(2026, 10, 24, 21, 59), (2026, 10, 24, 22, 30), (2026, 10, 25, 22, 59), (2026, 10, 25, 23, 0)],
+            {"2026-10-24": 1, "2026-10-25": 2, "2026-10-26": 1},
+        ),
+        (  # the clocks go forward on Mar 8 at 07:00 UTC: -5 before, -4 after
+            "America/New_York",
+            [(2026, 3, 8, 4, 59), (2026, 3, 8, 5, 0), (2026, 3, 9, 3, 59), (2026, 3, 9, 4, 0)],
+            {"2026-03-07": 1, "2026-03-08": 2, "2026-03-09": 1},
+        ),
+        (  # a zone 5:45 ahead of UTC, no DST
+            "Asia/Kathmandu",
+            [(2026, 5, 1, 18, 14), (2026, 5, 1, 18, 15)],
+            {"2026-05-01": 1, "2026-05-02": 1},
+        ),
+    ],
+)
+def test_chart_days_are_local_days_across_a_dst_change(owner, client, settings, tz, moments, expected):
+    settings.TIME_ZONE = tz
+    for moment in moments:
+        record(owner, datetime(*moment, tzinfo=UTC), "1")
     client.force_login(owner)
+    days = sorted(expected)
 
-    data = chart(client, "chart-spend-per-day", start="2026-10-24", end="2026-10-26")
+    data = chart(client, "chart-spend-per-day", start=days[0], end=days[-1])
 
-    assert data["datasets"][0]["data"] == [0, 0.1, 0]
-    assert date(2026, 10, 25).isoformat() in data["labels"]
+    assert dict(zip(data["labels"], data["datasets"][0]["data"], strict=True)) == expected
+    assert date.fromisoformat(days[0]).isoformat() == data["labels"][0]
