@@ -119,6 +119,19 @@ def reserved(budget: Budget) -> Decimal:
     return budget.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
 
 
+def headroom(user_id: int | None) -> Decimal | None:
+    """What the tightest hard budget lets this user spend now (its period's spend and the open
+    reservations counted), or None when no hard budget applies. A hint for choosing a model: the
+    gate's locked check still decides each call."""
+    rooms = []
+    live = timezone.now() - RESERVATION_TTL
+    for budget in applicable(user_id).filter(mode=Budget.Mode.HARD):
+        start, end = period_bounds(budget.period)
+        held = budget.reservations.filter(created_at__gte=live).aggregate(total=Sum("amount"))["total"]
+        rooms.append(budget.limit - spent(budget, start, end) - (held or Decimal(0)))
+    return min(rooms) if rooms else None
+
+
 def applicable(user_id: int | None):
     """Enabled budgets a call by this user counts against: the site's and the user's own."""
     scope = Q(user__isnull=True) | Q(user_id=user_id) if user_id is not None else Q(user__isnull=True)

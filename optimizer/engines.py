@@ -16,7 +16,7 @@ from optimizer.engine.analysis import ISSUE_FIX
 from optimizer.engine.catalogue import TECHNIQUES, TYPES
 from optimizer.engine.rubric import CRITERIA, weighted_overall
 from optimizer.engine.spans import missing_spans
-from optimizer.llm import gateway
+from optimizer.llm import gateway, routing
 from optimizer.llm.types import LLMRequest, Message
 from optimizer.models import ModelChoice
 
@@ -137,6 +137,7 @@ class LLMEngine:
     kind: str = "llm"
     version: str = LLM_VERSION
     degraded: str = ""
+    selections: dict = field(default_factory=dict)  # with Auto: stage -> the choice and its reasons
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _fall_back(self, reason: str) -> None:
@@ -144,7 +145,17 @@ class LLMEngine:
             if not self.degraded:
                 self.degraded = reason
 
-    def _call(self, operation: str, schema: dict, instructions: str, text: str, fallback) -> StageOutcome:
+    def _call(
+        self,
+        operation: str,
+        schema: dict,
+        instructions: str,
+        text: str,
+        fallback,
+        *,
+        prompt_type: str = "general",
+        techniques: tuple[str, ...] = (),
+    ) -> StageOutcome:
         if self.degraded:
             return StageOutcome(fallback())
         request = LLMRequest(
@@ -157,8 +168,16 @@ class LLMEngine:
             schema_name=operation,
         )
         result = gateway.call(
-            request, builtin=fallback, model=self.model, user_id=self.user_id, run_id=self.run_id
+            request,
+            builtin=fallback,
+            model=self.model,
+            user_id=self.user_id,
+            run_id=self.run_id,
+            needs=routing.Needs(operation, len(text), prompt_type, techniques),
         )
+        if result.selection:
+            with self._lock:
+                self.selections.setdefault(operation, result.selection)
         if result.builtin:
             reasons = "; ".join(str(skip) for skip in result.skipped) or "no language model is enabled"
             self._fall_back(f"{operation}: {reasons}")
@@ -173,6 +192,7 @@ class LLMEngine:
             "language, and what information is missing. Use empty strings and lists for what is absent.",
             text,
             lambda: builtin.deconstruct(text, prompt_type),
+            prompt_type=prompt_type,
         )
 
     def diagnose(self, text: str, prompt_type: str, deconstruction: dict) -> StageOutcome:
@@ -186,6 +206,7 @@ class LLMEngine:
             f"Its deconstruction: {json.dumps(deconstruction)}",
             text,
             lambda: builtin.diagnose(text, prompt_type, deconstruction),
+            prompt_type=prompt_type,
         )
 
     def design(self, text, prompt_type, deconstruction, diagnosis, techniques, *, keep_spans) -> StageOutcome:
@@ -208,6 +229,8 @@ class LLMEngine:
             "keep it. List each change with why it was made.",
             text,
             fallback,
+            prompt_type=prompt_type,
+            techniques=tuple(techniques),
         )
         if "techniques" in outcome.data:  # the built-in design answered
             return outcome

@@ -26,7 +26,7 @@ def technique_choices() -> list[tuple[str, str]]:
 def model_choices() -> list[tuple[str, str]]:
     models = ModelChoice.objects.usable()
     return [
-        ("auto", "Auto"),
+        ("auto", "Auto: the cheapest model that suits each stage" if models else "Auto"),
         ("builtin", "Built-in engine (no API key, no cost)"),
         *[(str(choice.pk), f"{choice.provider.name} / {choice.model_id}") for choice in models],
     ]

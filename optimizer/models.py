@@ -171,6 +171,11 @@ class OptimizationRun(models.Model):
     cached = models.BooleanField(default=False, help_text="Completed from the result cache.")
     analysis_cached = models.BooleanField(default=False, help_text="Stages 1-2 came from the analysis cache.")
     degraded_reason = models.TextField(blank=True)
+    model_selection = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="With Auto: each stage's chosen model, why, and the ones passed over.",
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

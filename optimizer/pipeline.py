@@ -187,6 +187,7 @@ def _pipeline(run: OptimizationRun) -> None:
         "score_before": before["overall"],
         "score_after": after["overall"],
         "score_gain": after["overall"] - before["overall"],
+        "model_selection": _in_stage_order(getattr(engine, "selections", {})),
     }
     finished = timezone.now()
     OptimizationRun.objects.filter(pk=run.pk).update(
@@ -203,6 +204,10 @@ def _pipeline(run: OptimizationRun) -> None:
     )
     if not engine.degraded:
         caching.result_set(caching.result_key(text, run.settings, version), values)
+
+
+def _in_stage_order(selections: dict) -> dict:
+    return {stage: selections[stage] for stage in OptimizationRun.STAGES if stage in selections}
 
 
 def _evaluate_in_thread(engine, text: str) -> tuple[dict, StageOutcome | None]:

@@ -285,3 +285,19 @@ class CircuitBreaker:
             return consecutive, calls, failures
 
         return self._run(write)
+
+
+def open_among(keys: list[str]) -> set[str]:
+    """Which of these breakers are open now (cooling down), in one read of the shared store; a
+    store that does not answer reports none open (each call's own ``allow()`` still guards it)."""
+    breakers = [CircuitBreaker(key) for key in keys]
+    try:
+        found = caches["default"].get_many([breaker._k("opened") for breaker in breakers])
+    except Exception:  # noqa: BLE001 - asking which models to prefer must not fail with the cache
+        return set()
+    now = time.time()
+    return {
+        breaker.key
+        for breaker in breakers
+        if breaker._state_from(found.get(breaker._k("opened")), now) is State.OPEN
+    }

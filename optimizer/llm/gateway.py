@@ -27,11 +27,11 @@ from costs.budgets import BudgetGate
 from costs.models import UsageRecord
 from costs.selectors import price_override
 from costs.services import usage_record_create
-from optimizer.llm import adapters, api_cache
+from optimizer.llm import adapters, api_cache, routing
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.errors import MAX_RETRY_AFTER_S, InvalidAnswer, ProviderError
-from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost, catalog_prices
-from optimizer.llm.structured import repair_request, schema_fingerprint, validate
+from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost
+from optimizer.llm.structured import repair_request, validate
 from optimizer.llm.transport import http_client
 from optimizer.llm.types import GatewayResult, LLMRequest, Skip
 from optimizer.models import ModelChoice, Provider
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 BUILTIN_PROVIDER = "Built-in engine"
 BUILTIN_MODEL = "builtin"
-CHARS_PER_TOKEN = 4  # only when a provider reports no usage; such records are flagged estimated
+CHARS_PER_TOKEN = routing.CHARS_PER_TOKEN  # also when a provider reports no usage (flagged estimated)
 
 _semaphores: dict[int, tuple[int, threading.BoundedSemaphore]] = {}
 _semaphores_lock = threading.Lock()
@@ -68,17 +68,24 @@ def call(
     user_id: int | None = None,
     run_id: int | None = None,
     budget_gate: BudgetGate | None = None,
+    needs: routing.Needs | None = None,
 ) -> GatewayResult:
     """Answer ``request`` with the first model that can; ``builtin()`` when none can.
 
-    One deadline covers the whole call, failover included: a model not reached in time is
-    skipped, and the built-in engine answers.
+    With no ``model`` ("Auto"), the cheapest model that suits ``needs`` is tried first (see
+    ``routing``), and the result says why. One deadline covers the whole call, failover included:
+    a model not reached in time is skipped, and the built-in engine answers.
     """
     gate = budget_gate or BudgetGate()
     deadline = time.monotonic() + retry_settings()["deadline_s"]
     skipped: list[Skip] = []
+    selection = None
     if model is not None and model.provider.kind == Provider.Kind.BUILTIN:
         candidates = iter(())
+    elif model is None:
+        needs = needs or routing.Needs(request.operation, sum(len(m.content) for m in request.messages))
+        selection = routing.select(request, needs, user_id=user_id)
+        candidates = iter(selection.order)
     else:
         candidates = candidate_models(model)
     for choice in candidates:
@@ -90,8 +97,11 @@ def call(
             skipped.append(outcome)
             continue
         outcome.skipped = skipped
+        outcome.selection = selection and selection.as_record()
         return outcome
-    return _call_builtin(request, builtin, user_id=user_id, run_id=run_id, skipped=skipped)
+    result = _call_builtin(request, builtin, user_id=user_id, run_id=run_id, skipped=skipped)
+    result.selection = selection and selection.as_record()
+    return result
 
 
 def _call_builtin(request, builtin, *, user_id, run_id, skipped) -> GatewayResult:
@@ -139,7 +149,7 @@ def _call_model(
         return Skip(provider.name, choice.model_id, "no API key", error_class="MissingAPIKey")
 
     own = price_override(model_id=choice.pk)
-    decision = gate.reserve(user_id=user_id, estimated_cost=estimate_cost(choice, request, own))
+    decision = gate.reserve(user_id=user_id, estimated_cost=routing.estimate_cost(choice, request, own))
     if not decision.allowed:
         return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
 
@@ -304,18 +314,6 @@ def _usage_or_estimate(usage: TokenUsage | None, request: LLMRequest, answer_tex
 
 def _cost(choice: ModelChoice, usage: TokenUsage, own: PricePerMillion | None) -> Decimal | None:
     return call_cost(catalog=choice.provider.price_catalog, model_id=choice.model_id, own=own, usage=usage)
-
-
-def estimate_cost(choice: ModelChoice, request: LLMRequest, own: PricePerMillion | None) -> Decimal | None:
-    """A ceiling for the budget gate: the prompt's estimated tokens and the full output allowance."""
-    prompt_chars = sum(len(m.content) for m in request.messages) + len(schema_fingerprint(request.schema))
-    usage = TokenUsage(
-        input_tokens=prompt_chars // CHARS_PER_TOKEN + 1, output_tokens=request.max_output_tokens
-    )
-    prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
-    if prices is None:
-        return None
-    return call_cost(catalog="", model_id=choice.model_id, own=prices, usage=usage)
 
 
 @contextmanager

@@ -49,6 +49,7 @@ class GatewayResult:
     cached: bool = False
     builtin: bool = False
     skipped: list[Skip] = field(default_factory=list)
+    selection: dict | None = None  # with "Auto": which model was chosen, why, and who was passed over
 
     @property
     def degraded(self) -> bool:

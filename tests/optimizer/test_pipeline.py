@@ -253,6 +253,33 @@ def test_a_hard_budget_that_would_be_crossed_degrades_the_run_before_any_paid_ca
 
 
 @pytest.mark.django_db(transaction=True)
+def test_auto_picks_a_model_per_stage_and_the_run_shows_why(fake, llm_settings, client):
+    from optimizer.models import ModelChoice
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    fast = add_model(fake.url, name="OpenAI test", model_id="gpt-5-nano")
+    ModelChoice.objects.filter(pk=fast.pk).update(tier="fast")
+    ModelChoice.objects.create(provider=fast.provider, model_id="gpt-5-mini", tier="balanced")
+
+    run = finish(submit(owner, model="auto"))
+
+    assert run.status == "done" and not run.degraded_reason, run.degraded_reason
+    assert list(run.model_selection) == ["deconstruct", "diagnose", "design", "evaluate"]
+    chosen = {stage: choice["chosen"] for stage, choice in run.model_selection.items()}
+    assert chosen["deconstruct"] == chosen["evaluate"] == "OpenAI test / gpt-5-nano"
+    assert chosen["design"] == "OpenAI test / gpt-5-mini"
+    assert run.model_selection["design"]["passed_over"] == [
+        {"model": "OpenAI test / gpt-5-nano", "why": "its tier (fast) is below the balanced this call needs"}
+    ]
+    used = dict(UsageRecord.objects.filter(run=run).values_list("operation", "model").distinct())
+    assert used["design"] == "gpt-5-mini" and used["diagnose"] == "gpt-5-nano"
+    client.force_login(owner)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "the model Auto chose for each stage" in page and "its tier (fast) is below the balanced" in page
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fake, llm_settings):
     from tests.factories import UserFactory
 
