@@ -172,7 +172,7 @@ class OptimizationRun(models.Model):
     analysis_cached = models.BooleanField(default=False, help_text="Stages 1-2 came from the analysis cache.")
     degraded_reason = models.TextField(blank=True)
     model_selection = models.JSONField(
-        default=dict,
+        default=list,
         blank=True,
         help_text="With Auto: each stage's chosen model, why, and the ones passed over.",
     )

@@ -206,8 +206,9 @@ def _pipeline(run: OptimizationRun) -> None:
         caching.result_set(caching.result_key(text, run.settings, version), values)
 
 
-def _in_stage_order(selections: dict) -> dict:
-    return {stage: selections[stage] for stage in OptimizationRun.STAGES if stage in selections}
+def _in_stage_order(selections: dict) -> list[dict]:
+    """A list, as JSON objects do not keep their order in PostgreSQL."""
+    return [{"stage": stage, **selections[stage]} for stage in OptimizationRun.STAGES if stage in selections]
 
 
 def _evaluate_in_thread(engine, text: str) -> tuple[dict, StageOutcome | None]:

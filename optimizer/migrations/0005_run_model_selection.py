@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='optimizationrun',
             name='model_selection',
-            field=models.JSONField(blank=True, default=dict, help_text="With Auto: each stage's chosen model, why, and the ones passed over."),
+            field=models.JSONField(blank=True, default=list, help_text="With Auto: each stage's chosen model, why, and the ones passed over."),
         ),
     ]

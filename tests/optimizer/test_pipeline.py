@@ -265,11 +265,16 @@ def test_auto_picks_a_model_per_stage_and_the_run_shows_why(fake, llm_settings, 
     run = finish(submit(owner, model="auto"))
 
     assert run.status == "done" and not run.degraded_reason, run.degraded_reason
-    assert list(run.model_selection) == ["deconstruct", "diagnose", "design", "evaluate"]
-    chosen = {stage: choice["chosen"] for stage, choice in run.model_selection.items()}
+    assert [choice["stage"] for choice in run.model_selection] == [
+        "deconstruct",
+        "diagnose",
+        "design",
+        "evaluate",
+    ]
+    chosen = {choice["stage"]: choice["chosen"] for choice in run.model_selection}
     assert chosen["deconstruct"] == chosen["evaluate"] == "OpenAI test / gpt-5-nano"
     assert chosen["design"] == "OpenAI test / gpt-5-mini"
-    assert run.model_selection["design"]["passed_over"] == [
+    assert run.model_selection[2]["passed_over"] == [
         {"model": "OpenAI test / gpt-5-nano", "why": "its tier (fast) is below the balanced this call needs"}
     ]
     used = dict(UsageRecord.objects.filter(run=run).values_list("operation", "model").distinct())
