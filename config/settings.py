@@ -229,8 +229,24 @@ STORAGES = {
 }
 
 # --- Email ----------------------------------------------------------------------------------
-# Printed to the console until a real mailer is configured.
-MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# Budget alerts are emailed through SMTP when SMTP_HOST is set, else printed to the console.
+DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "Prompt Optimizer <noreply@localhost>")
+SMTP_HOST = env_str("SMTP_HOST")
+if SMTP_HOST:
+    SMTP_OPTIONS = {
+        "host": SMTP_HOST,
+        "port": env_int("SMTP_PORT", 587, minimum=1, maximum=65535),
+        "username": env_str("SMTP_USER", ""),
+        "password": env_str("SMTP_PASSWORD", ""),
+        "use_tls": env_bool("SMTP_STARTTLS", True),
+        "use_ssl": env_bool("SMTP_SSL", False),
+        "timeout": 10,
+    }
+    if SMTP_OPTIONS["use_tls"] and SMTP_OPTIONS["use_ssl"]:
+        raise ImproperlyConfigured("Set SMTP_SSL=1 (port 465) or SMTP_STARTTLS=1 (port 587), not both.")
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": SMTP_OPTIONS}}
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -21,6 +21,7 @@ print(json.dumps({
     "q_cluster": s.Q_CLUSTER, "debug": s.DEBUG, "secret_key": s.SECRET_KEY, "allowed_hosts": s.ALLOWED_HOSTS,
     "session_cookie_secure": s.SESSION_COOKIE_SECURE, "csrf_cookie_secure": s.CSRF_COOKIE_SECURE,
     "hsts": s.SECURE_HSTS_SECONDS, "ssl_redirect": s.SECURE_SSL_REDIRECT, "data_dir": str(s.DATA_DIR),
+    "mailer": s.MAILERS["default"], "from_email": s.DEFAULT_FROM_EMAIL,
 }))
 """
 
@@ -91,6 +92,25 @@ def test_scaled_out_configuration_uses_postgresql_and_redis(tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+def test_email_goes_to_the_console_until_an_smtp_host_is_set(tmp_path):
+    embedded = load_settings(clean_env(DATA_DIR=str(tmp_path)))
+    smtp = load_settings(
+        clean_env(
+            DATA_DIR=str(tmp_path), SMTP_HOST="mail.example.com", SMTP_PORT="465", SMTP_SSL="1",
+            SMTP_STARTTLS="0", SMTP_USER="alerts", SMTP_PASSWORD="app-password",
+            EMAIL_FROM="costs@example.com",
+        )
+    )  # fmt: skip
+
+    assert embedded["mailer"]["BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert smtp["mailer"]["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    options = smtp["mailer"]["OPTIONS"]
+    assert (options["host"], options["port"], options["use_ssl"], options["use_tls"]) == (
+        "mail.example.com", 465, True, False,
+    )  # fmt: skip
+    assert options["username"] == "alerts" and smtp["from_email"] == "costs@example.com"
+
+
 def test_https_turns_on_secure_cookies_and_hsts(tmp_path):
     loaded = load_settings(clean_env(DATA_DIR=str(tmp_path), HTTPS="1"))
 
@@ -112,6 +132,8 @@ def test_https_turns_on_secure_cookies_and_hsts(tmp_path):
         ({"TASK_WORKERS": "0"}, "TASK_WORKERS must be >= 1"),
         ({"CSRF_TRUSTED_ORIGINS": "prompts.example.com"}, "need a scheme"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
+        ({"SMTP_HOST": "mail.example.com", "SMTP_PORT": "smtp"}, "SMTP_PORT must be a whole number"),
+        ({"SMTP_HOST": "mail.example.com", "SMTP_SSL": "1", "SMTP_PASSWORD": "hunter2"}, "not both"),
     ],
 )
 def test_bad_configuration_stops_with_a_message_that_says_what_to_do(tmp_path, variables, message):
