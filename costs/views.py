@@ -26,7 +26,10 @@ def _scope(request) -> Scope:
 
 def _range(request) -> tuple[DateRangeForm, tuple]:
     form = DateRangeForm(request.GET or None)
-    return form, form.range()
+    start, end = form.range()
+    if not form.is_bound:  # show the default range in the date fields
+        form = DateRangeForm(initial={"start": start, "end": end})
+    return form, (start, end)
 
 
 @require_safe

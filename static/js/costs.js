@@ -13,6 +13,14 @@
     return "$" + (value >= 0.01 || value === 0 ? value.toFixed(2) : value.toPrecision(2));
   }
 
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  function shortDay(label) {
+    // "2026-11-21" reads as "Nov 21" on the axis; the JSON keeps ISO dates, other labels pass as they are.
+    var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label);
+    return match ? MONTHS[Number(match[2]) - 1] + " " + Number(match[3]) : label;
+  }
+
   function draw(canvas, payload) {
     var type = canvas.dataset.chartType || "line";
     var stacked = type === "bar" && canvas.dataset.chartStacked === "true";
@@ -42,7 +50,7 @@
           }
         },
         scales: {
-          xAxes: [{stacked: stacked, ticks: {autoSkip: true, maxRotation: 0}}],
+          xAxes: [{stacked: stacked, ticks: {autoSkip: true, maxRotation: type === "bar" ? 40 : 0, maxTicksLimit: 8, callback: shortDay}}],
           yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value) {
             return money_axis ? money(Number(value)) : Number(value).toLocaleString();
           }}}]
