@@ -7,6 +7,7 @@ from django.utils import timezone
 from costs.models import ModelPrice
 from costs.selectors import price_override
 from optimizer.llm.pricing import catalog_prices
+from optimizer.models import Provider
 
 FAR = Decimal(10)  # an override this many times off the reference price (either way) asks to be confirmed
 PRICE_FIELDS = (("input", "input"), ("output", "output"), ("cached_input", "cached_input"))
@@ -20,6 +21,10 @@ def times_off(price: Decimal, reference: Decimal) -> Decimal | None:
         return Decimal("Infinity")
     ratio = price / reference
     return ratio if ratio >= 1 else 1 / ratio
+
+
+def _plain(amount: Decimal) -> str:
+    return format(amount.normalize(), "f")
 
 
 class ModelPriceForm(forms.ModelForm):
@@ -36,6 +41,12 @@ class ModelPriceForm(forms.ModelForm):
     class Meta:
         model = ModelPrice
         fields = ["model", "valid_from", "input", "output", "cached_input", "note"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "model" in self.fields:  # the built-in engine costs nothing: it has no price to set
+            models = self.fields["model"].queryset.exclude(provider__kind=Provider.Kind.BUILTIN)
+            self.fields["model"].queryset = models.select_related("provider")
 
     def clean(self):
         cleaned = super().clean()
@@ -57,7 +68,7 @@ class ModelPriceForm(forms.ModelForm):
                 self.add_error(
                     name,
                     f"{price} is {'far' if ratio.is_infinite() else f'{ratio:.0f}×'} "  # noqa: RUF001
-                    f"{'above' if price > reference else 'below'} {source} ({reference} $/M tokens "
+                    f"{'above' if price > reference else 'below'} {source} ({_plain(reference)} $/M tokens "
                     f"for {choice.model_id}). Check the unit (USD per million tokens), or tick "
                     "“This price is right” to save it anyway.",
                 )

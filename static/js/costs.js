@@ -15,10 +15,14 @@
 
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-  function shortDay(label) {
-    // "2026-11-21" reads as "Nov 21" on the axis; the JSON keeps ISO dates, other labels pass as they are.
+  function shortDay(label, index, labels) {
+    // "2026-11-21" reads as "Nov 21" on the axis, at most seven of them (the last day always); the
+    // JSON keeps ISO dates, and other labels pass as they are.
     var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label);
-    return match ? MONTHS[Number(match[2]) - 1] + " " + Number(match[3]) : label;
+    if (!match) { return label; }
+    var step = Math.ceil(labels.length / 7);
+    if ((labels.length - 1 - index) % step !== 0) { return null; }
+    return MONTHS[Number(match[2]) - 1] + " " + Number(match[3]);
   }
 
   function draw(canvas, payload) {
@@ -50,7 +54,7 @@
           }
         },
         scales: {
-          xAxes: [{stacked: stacked, ticks: {autoSkip: true, maxRotation: type === "bar" ? 40 : 0, maxTicksLimit: 8, callback: shortDay}}],
+          xAxes: [{stacked: stacked, ticks: {autoSkip: type === "bar", maxRotation: type === "bar" ? 40 : 0, callback: shortDay}}],
           yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value) {
             return money_axis ? money(Number(value)) : Number(value).toLocaleString();
           }}}]

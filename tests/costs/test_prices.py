@@ -173,3 +173,9 @@ def test_the_model_admin_says_where_each_price_comes_from(db, fake, staff_client
     assert "1.500000 · 6.000000 · — (override)" in page
     assert "unpriced: add a price" in page
     assert listed and local
+
+
+def test_the_built_in_engine_is_not_offered_a_price(openai_model, staff_client):
+    page = staff_client.get(reverse("admin:costs_modelprice_add")).content.decode()
+
+    assert "OpenAI test · gpt-4o-mini" in page and "Built-in engine · builtin" not in page
