@@ -219,7 +219,7 @@ class BudgetAlert(models.Model):
         period = "daily" if self.budget.period == Budget.Period.DAILY else "monthly"
         if self.refused:
             return (
-                f"{whose} {period} budget of {usd(self.limit)} is used up: calls that would cross it are "
-                "refused and runs finish with the built-in engine."
+                f"{whose} {period} budget of {usd(self.limit)} stopped a call ({usd(self.spent)} spent): calls "
+                "that would cross it are refused and runs finish with the built-in engine."
             )
         return f"{whose} {period} budget: {usd(self.spent)} spent, {self.threshold}% of {usd(self.limit)}."
