@@ -6,6 +6,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+BUILTIN_PROVIDER = "Built-in engine"  # the provider name on the built-in engine's (free) records
+
 
 class UsageRecord(models.Model):
     """One model call, cache hit or miss, success or failure. A record: written once, never edited."""
@@ -219,7 +221,7 @@ class BudgetAlert(models.Model):
         period = "daily" if self.budget.period == Budget.Period.DAILY else "monthly"
         if self.refused:
             return (
-                f"{whose} {period} budget of {usd(self.limit)} stopped a call ({usd(self.spent)} spent): calls "
-                "that would cross it are refused and runs finish with the built-in engine."
+                f"{whose} {period} budget of {usd(self.limit)} stopped a call ({usd(self.spent)} spent): "
+                "calls that would cross it are refused and runs finish with the built-in engine."
             )
         return f"{whose} {period} budget: {usd(self.spent)} spent, {self.threshold}% of {usd(self.limit)}."

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from costs.budgets import local_date, local_midnight, period_bounds
 from costs.forecast import WINDOW_DAYS, daily_spend, forecast
-from costs.models import Budget, BudgetAlert, ModelPrice, UsageRecord
+from costs.models import BUILTIN_PROVIDER, Budget, BudgetAlert, ModelPrice, UsageRecord
 from optimizer.llm.pricing import PricePerMillion, catalog_prices
 from optimizer.models import ModelChoice, OptimizationRun
 
@@ -23,7 +23,7 @@ def api_cache_stats(*, since: datetime) -> dict:
     (repairs and the built-in engine are not lookups).
     """
     lookups = UsageRecord.objects.filter(created_at__gte=since).exclude(operation__endswith=":repair")
-    lookups = lookups.exclude(provider="Built-in engine")
+    lookups = lookups.exclude(provider=BUILTIN_PROVIDER)
     totals = lookups.aggregate(
         hits=Count("id", filter=Q(status=UsageRecord.Status.CACHE_HIT)),
         misses=Count("id", filter=~Q(status=UsageRecord.Status.CACHE_HIT)),
@@ -81,9 +81,12 @@ def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return local_midnight(start), local_midnight(end + timedelta(days=1))
 
 
-def usage_in_range(*, scope: Scope, start: date, end: date) -> QuerySet:
+def usage_in_range(*, scope: Scope, start: date, end: date, builtin: bool = False) -> QuerySet:
+    """The scope's usage records of the range; the built-in engine's (free, tokenless) ones only
+    when asked for, as the export does: the dashboard counts model calls."""
     since, until = range_bounds(start, end)
-    return scope.records().filter(created_at__gte=since, created_at__lt=until)
+    records = scope.records().filter(created_at__gte=since, created_at__lt=until)
+    return records if builtin else records.exclude(provider=BUILTIN_PROVIDER)
 
 
 def range_totals(records: QuerySet) -> dict:

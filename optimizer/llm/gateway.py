@@ -24,7 +24,7 @@ import stamina
 from django.conf import settings
 
 from costs.budgets import BudgetGate
-from costs.models import UsageRecord
+from costs.models import BUILTIN_PROVIDER, UsageRecord
 from costs.selectors import price_override
 from costs.services import usage_record_create
 from optimizer.llm import adapters, api_cache, routing
@@ -38,7 +38,6 @@ from optimizer.models import ModelChoice, Provider
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_PROVIDER = "Built-in engine"
 BUILTIN_MODEL = "builtin"
 CHARS_PER_TOKEN = routing.CHARS_PER_TOKEN  # also when a provider reports no usage (flagged estimated)
 

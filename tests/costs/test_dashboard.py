@@ -301,3 +301,19 @@ def test_chart_days_are_local_days_across_a_dst_change(owner, client, settings, 
 
     assert dict(zip(data["labels"], data["datasets"][0]["data"], strict=True)) == expected
     assert date.fromisoformat(days[0]).isoformat() == data["labels"][0]
+
+
+def test_the_built_in_engine_is_left_out_of_the_charts_but_not_out_of_the_export(owner, client):
+    record(owner, today_at(1), "0.02")
+    record(
+        owner, today_at(1), "0", provider="Built-in engine", model="builtin", input_tokens=0, output_tokens=0
+    )
+    client.force_login(owner)
+
+    providers = chart(client, "chart-by-provider")
+    page = client.get(reverse("costs:dashboard")).content.decode()
+    export = b"".join(client.get(reverse("costs:usage-export")).streaming_content).decode()
+
+    assert providers["labels"] == ["OpenAI"]
+    assert "over 1 call:" in page
+    assert "Built-in engine,builtin" in export
