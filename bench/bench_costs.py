@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_optimizer import _login, _manage, _timed
-from bench.harness import PROJECT_ROOT, Result, running_server, summarize
+from bench.bench_optimizer import _timed
+from bench.harness import PROJECT_ROOT, Result, bench_user_create, login, manage, running_server, summarize
 
 RECORDS = 100_000
 DAYS = 90
@@ -101,18 +101,14 @@ def run() -> list[Result]:
         return [Result("cost dashboard", 0, 0, 0, "skipped: needs Linux /proc for memory figures")]
     results = []
     with running_server() as (base_url, env):
-        _manage(
-            env, "shell", "-c",
-            "from django.contrib.auth import get_user_model; "
-            "get_user_model().objects.create_superuser('bench', '', 'bench-password-123')",
-        )  # fmt: skip
+        bench_user_create(env)
         started = time.perf_counter()
-        _manage(env, "shell", "-c", SEED.replace("RECORDS", str(RECORDS)).replace("DAYS", str(DAYS)))
+        manage(env, "shell", "-c", SEED.replace("RECORDS", str(RECORDS)).replace("DAYS", str(DAYS)))
         seeded_s = time.perf_counter() - started
         port = int(base_url.rsplit(":", 1)[1])
         worker = _worker_pid(port)
         with httpx.Client(base_url=base_url, timeout=120) as client:
-            _login(client)
+            login(client)
             full = f"start={_days_ago(env, DAYS - 1)}"
             views = [
                 ("GET /costs/ (page), last 30 days", "/costs/"),

@@ -2,16 +2,14 @@
 over HTTP (gunicorn on loopback) against a trivial view, and the history page with 10,000 runs."""
 
 import csv
-import re
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import replace
 
 import httpx
 
-from bench.harness import PROJECT_ROOT, Result, running_server, summarize
+from bench.harness import PROJECT_ROOT, Result, bench_user_create, login, manage, running_server, summarize
 
 PROMPTS_CSV = PROJECT_ROOT.parent / "shared" / "data" / "awesome-chatgpt-prompts.csv"
 REQUESTS = 1000
@@ -42,26 +40,6 @@ OptimizationRun.objects.bulk_create(
     for n, prompt in enumerate(prompts)
 )
 """
-
-
-def _manage(env: dict, *args: str, stdin: str | None = None) -> None:
-    subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "manage.py"), *args], env=env, input=stdin, text=True, check=True,
-        capture_output=True,
-    )  # fmt: skip
-
-
-def _login(client: httpx.Client) -> str:
-    page = client.get("/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    answer = client.post(
-        "/login/",
-        data={"username": "bench", "password": "bench-password-123", "csrfmiddlewaretoken": token},
-        headers={"Referer": str(client.base_url) + "/login/"},
-    )
-    if answer.status_code != 302:
-        raise RuntimeError("the benchmark user could not log in")
-    return client.cookies["csrftoken"]
 
 
 def _timed(send, count: int) -> list[float]:
@@ -113,14 +91,10 @@ def _engine_over_csv() -> list[Result]:
 def _over_http() -> list[Result]:
     results = []
     with running_server() as (base_url, env):
-        _manage(
-            env, "shell", "-c",
-            "from django.contrib.auth import get_user_model; "
-            "get_user_model().objects.create_superuser('bench', '', 'bench-password-123')",
-        )  # fmt: skip
-        _manage(env, "optimize", CACHED_PROMPT, "--user", "bench", "--engine", "builtin")  # fills the cache
+        bench_user_create(env)
+        manage(env, "optimize", CACHED_PROMPT, "--user", "bench", "--engine", "builtin")  # fills the cache
         with httpx.Client(base_url=base_url) as client:
-            token = _login(client)
+            token = login(client)
             form = {
                 "text": CACHED_PROMPT,
                 "type": "general",
@@ -141,7 +115,7 @@ def _over_http() -> list[Result]:
             ratio = hit_result.p50_ms / floor_result.p50_ms
             results += [floor_result, replace(hit_result, note=f"{ratio:.2f}x the floor p50")]
 
-            _manage(env, "shell", "-c", SEED_HISTORY.replace("RUNS", str(HISTORY_RUNS)))
+            manage(env, "shell", "-c", SEED_HISTORY.replace("RUNS", str(HISTORY_RUNS)))
             for label, path in (
                 ("GET /history/ with 10,000+ runs", "/history/"),
                 ("GET /history/ search, 10,000+ runs", "/history/?q=topic+99&sort=gain"),

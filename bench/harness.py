@@ -6,6 +6,7 @@ has a ``run()`` that returns rows of results for bench/run.py to print.
 
 import contextlib
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCH_PASSWORD = "bench-password-123"  # noqa: S105 - a throwaway user in a throwaway database
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _manage(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, str(PROJECT_ROOT / "manage.py"), *args], env=env, check=True)
-
-
 @contextlib.contextmanager
 def running_server(workers: int = 1, threads: int = 4) -> Iterator[tuple[str, dict[str, str]]]:
     """gunicorn on a free loopback port over a fresh embedded-default data directory.
@@ -60,9 +58,9 @@ def running_server(workers: int = 1, threads: int = 4) -> Iterator[tuple[str, di
         }
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
-        _manage("migrate", "--noinput", "-v0", env=env)
-        _manage("createcachetable", env=env)
-        _manage("collectstatic", "--noinput", "-v0", env=env)
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(env, "createcachetable")
+        manage(env, "collectstatic", "--noinput", "-v0")
         port = free_port()
         server = subprocess.Popen(
             [
@@ -90,3 +88,34 @@ def _wait_listening(port: int, server: subprocess.Popen, timeout: float = 60) ->
             return
         time.sleep(0.1)
     raise RuntimeError(f"the benchmark server did not listen on {port} within {timeout} s")
+
+
+def manage(env: dict, *args: str, stdin: str | None = None) -> None:
+    """``manage.py`` with the benchmark server's environment, quietly; fails loudly."""
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "manage.py"), *args], env=env, input=stdin, text=True, check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
+def bench_user_create(env: dict) -> None:
+    """The superuser the page benchmarks log in as (``login``)."""
+    manage(
+        env, "shell", "-c",
+        "from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_superuser('bench', '', '{BENCH_PASSWORD}')",
+    )  # fmt: skip
+
+
+def login(client) -> str:
+    """Log ``client`` (an httpx client on the server) in as the bench user; returns the CSRF token."""
+    page = client.get("/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = client.post(
+        "/login/",
+        data={"username": "bench", "password": BENCH_PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": str(client.base_url) + "/login/"},
+    )
+    if answer.status_code != 302:
+        raise RuntimeError("the benchmark user could not log in")
+    return client.cookies["csrftoken"]
