@@ -4,7 +4,7 @@ from chartjs.views.lines import BaseLineChartView
 from django.contrib import messages
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST, require_safe
@@ -49,37 +49,20 @@ def dashboard(request):
             "days": (end - start).days + 1,
             "query_string": urlencode(query),
             "method": METHOD,
-            "charts": CHARTS,
+            "charts": [
+                {"title": title, "url": reverse(name), "type": kind, "money": money}
+                for title, name, kind, money in CHARTS
+            ],
         },
     )
 
 
-CHARTS = [
-    {
-        "title": "Spend per day",
-        "url": reverse_lazy("costs:chart-spend-per-day"),
-        "type": "line",
-        "money": True,
-    },
-    {
-        "title": "Tokens per day",
-        "url": reverse_lazy("costs:chart-tokens-per-day"),
-        "type": "line",
-        "money": False,
-    },
-    {"title": "Spend by model", "url": reverse_lazy("costs:chart-by-model"), "type": "bar", "money": True},
-    {
-        "title": "Spend by provider",
-        "url": reverse_lazy("costs:chart-by-provider"),
-        "type": "bar",
-        "money": True,
-    },
-    {
-        "title": "Spend by stage",
-        "url": reverse_lazy("costs:chart-by-operation"),
-        "type": "bar",
-        "money": True,
-    },
+CHARTS = [  # title, URL name, Chart.js type, whether the values are dollars
+    ("Spend per day", "costs:chart-spend-per-day", "line", True),
+    ("Tokens per day", "costs:chart-tokens-per-day", "line", False),
+    ("Spend by model", "costs:chart-by-model", "bar", True),
+    ("Spend by provider", "costs:chart-by-provider", "bar", True),
+    ("Spend by stage", "costs:chart-by-operation", "bar", True),
 ]
 
 

@@ -101,6 +101,19 @@ def _label(choice: ModelChoice) -> str:
     return f"{choice.provider.name} / {choice.model_id}"
 
 
+def _unavailable(choice: ModelChoice, estimate: Decimal | None, room: Decimal | None, open_breakers) -> str:
+    """Why the model cannot take this call now, or "" when it can."""
+    if choice.provider.api_key_env and not os.environ.get(choice.provider.api_key_env, "").strip():
+        return f"no API key ({choice.provider.api_key_env} is not set)"
+    if choice.breaker_key in open_breakers:
+        return "its circuit breaker is open (recent failures)"
+    if room is not None and estimate is None:
+        return "it has no price, and a hard budget applies"
+    if room is not None and estimate > room:
+        return f"its estimate ({usd(estimate)}) exceeds what the hard budget has left ({usd(room)})"
+    return ""
+
+
 def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selection:
     """Choose the model for one call (see the module's docstring)."""
     models = list(ModelChoice.objects.usable())
@@ -115,20 +128,9 @@ def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selecti
 
     eligible, passed = [], []
     for choice in models:
-        estimate = estimates[choice.pk]
-        if choice.provider.api_key_env and not os.environ.get(choice.provider.api_key_env, "").strip():
-            passed.append((choice, f"no API key ({choice.provider.api_key_env} is not set)"))
-        elif choice.breaker_key in open_breakers:
-            passed.append((choice, "its circuit breaker is open (recent failures)"))
-        elif room is not None and estimate is None:
-            passed.append((choice, "it has no price, and a hard budget applies"))
-        elif room is not None and estimate > room:
-            passed.append(
-                (
-                    choice,
-                    f"its estimate ({usd(estimate)}) exceeds what the hard budget has left ({usd(room)})",
-                )
-            )
+        why = _unavailable(choice, estimates[choice.pk], room, open_breakers)
+        if why:
+            passed.append((choice, why))
         else:
             eligible.append(choice)
 
