@@ -10,7 +10,7 @@ from optimizer.llm.pricing import catalog_prices
 from optimizer.models import Provider
 
 FAR = Decimal(10)  # an override this many times off the reference price (either way) asks to be confirmed
-PRICE_FIELDS = (("input", "input"), ("output", "output"), ("cached_input", "cached_input"))
+PRICE_FIELDS = ("input", "output", "cached_input")  # on the form and on PricePerMillion alike
 
 
 def times_off(price: Decimal, reference: Decimal) -> Decimal | None:
@@ -59,8 +59,8 @@ class ModelPriceForm(forms.ModelForm):
             listed, source = price_override(model_id=choice.pk), "the price in force"
         if listed is None:
             return cleaned
-        for name, reference_name in PRICE_FIELDS:
-            price, reference = cleaned.get(name), getattr(listed, reference_name)
+        for name in PRICE_FIELDS:
+            price, reference = cleaned.get(name), getattr(listed, name)
             if price is None or reference is None:
                 continue
             ratio = times_off(price, reference)
