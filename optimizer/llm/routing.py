@@ -141,8 +141,13 @@ def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selecti
     suitable = sorted((c for c in eligible if TIERS.index(c.tier) >= needed), key=cost_key)
     if suitable:
         chosen = suitable[0]
+        ranked = (
+            "the cheapest available model"
+            if estimates[chosen.pk] is not None
+            else "first in fallback order among the available models (none has a price to compare)"
+        )
         reason = (
-            f"the cheapest available model of the {tier} tier or above ({', '.join(tier_reasons)} needs "
+            f"{ranked} of the {tier} tier or above ({', '.join(tier_reasons)} needs "
             f"{tier}); estimated {_estimate_text(estimates[chosen.pk])} for this call"
         )
     elif eligible:
@@ -165,7 +170,7 @@ def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selecti
         if TIERS.index(choice.tier) < needed:
             why = f"its tier ({choice.tier}) is below the {tier} this call needs"
         else:
-            why = f"it costs more (estimated {_estimate_text(estimates[choice.pk])})"
+            why = _costlier(estimates[choice.pk], estimates[chosen.pk])
         passed.append((choice, why))
     rest = sorted((c for c in eligible if c is not chosen), key=cost_key)
     blocked = [choice for choice, _why in passed if choice not in eligible]
@@ -175,6 +180,17 @@ def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selecti
         for choice, why in sorted(passed, key=lambda p: models.index(p[0]))
     ]
     return Selection(order, tier, reason, passed_over)
+
+
+def _costlier(estimate: Decimal | None, chosen: Decimal | None) -> str:
+    """Why a model of a suitable tier went after the chosen one, from what is known of their prices."""
+    if estimate is None and chosen is None:
+        return "it comes later in fallback order (neither has a price to compare)"
+    if estimate is None:
+        return "it has no price, so models with a known cost go first"
+    if estimate == chosen:
+        return f"it costs the same (estimated {_estimate_text(estimate)}) and comes later in fallback order"
+    return f"it costs more (estimated {_estimate_text(estimate)})"
 
 
 def _estimate_text(estimate: Decimal | None) -> str:

@@ -91,6 +91,28 @@ def test_an_admin_price_can_make_a_higher_tier_the_cheapest(ladder):
     assert choose("diagnose").chosen == ladder["best"]  # best suits a fast call too, and now costs least
 
 
+def test_without_prices_auto_does_not_claim_the_cheapest_and_priced_models_go_first(ladder):
+    Provider.objects.filter(pk=ladder["fast"].provider_id).update(price_catalog="")  # e.g. a local server
+
+    unpriced = choose("diagnose")
+
+    assert unpriced.chosen == ladder["best"]  # first in fallback order: nothing to compare
+    assert "cheapest" not in unpriced.reason
+    assert "first in fallback order among the available models (none has a price" in unpriced.reason
+    why = {item["model"]: item["why"] for item in unpriced.passed_over}
+    assert (
+        why["OpenAI test / gpt-5-nano"] == "it comes later in fallback order (neither has a price to compare)"
+    )
+
+    ModelPrice.objects.create(model=ladder["fast"], input=Decimal("0.05"), output=Decimal("0.4"))
+    one_priced = choose("diagnose")
+
+    assert one_priced.chosen == ladder["fast"]
+    assert "the cheapest available model of the fast tier" in one_priced.reason
+    why = {item["model"]: item["why"] for item in one_priced.passed_over}
+    assert why["OpenAI test / gpt-5"] == "it has no price, so models with a known cost go first"
+
+
 def test_a_model_whose_breaker_is_open_is_passed_over(ladder, settings):
     settings.LLM_BREAKER = {"consecutive_failures": 1, "cooldown_s": 60}
     breaker = CircuitBreaker(ladder["fast"].breaker_key)
