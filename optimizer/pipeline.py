@@ -13,7 +13,7 @@ from django.db import connections
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from costs.models import UsageRecord
+from costs.models import BUILTIN_PROVIDER, UsageRecord
 from optimizer import caching
 from optimizer.engine.analysis import select_techniques
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
@@ -162,15 +162,15 @@ def _pipeline(run: OptimizationRun) -> None:
     progress.done("evaluate", since, llm_after)
 
     reasons = {item["slug"]: item["reason"] for item in chosen}
-    answered_by = next((o for o in reversed(progress.answered) if o.model), None)
+    provider, model = _answered_by(progress.answered) if engine.kind == "llm" else ("", "")
     totals = UsageRecord.objects.filter(run_id=run.pk).aggregate(
         total_cost=Sum("cost", default=0),
         unpriced=Count("id", filter=Q(cost__isnull=True) & ~Q(status="cache_hit")),
     )
     values = {
         "engine": engine.kind,
-        "provider": answered_by.provider if answered_by and engine.kind == "llm" else "",
-        "model": answered_by.model if answered_by and engine.kind == "llm" else "",
+        "provider": provider,
+        "model": model,
         "deconstruction": deconstruction,
         "diagnosis": diagnosis,
         "techniques": [
@@ -204,6 +204,22 @@ def _pipeline(run: OptimizationRun) -> None:
     )
     if not engine.degraded:
         caching.result_set(caching.result_key(text, run.settings, version), values)
+
+
+def _answered_by(outcomes: list[StageOutcome]) -> tuple[str, str]:
+    """The providers and the models that answered the stages, each once, in stage order ("OpenAI",
+    "gpt-5-nano, gpt-5-mini"); stages the built-in engine answered are left out (the run's degraded
+    reason tells of them)."""
+    answered = [o for o in outcomes if o.model and o.provider != BUILTIN_PROVIDER]
+    providers = ", ".join(dict.fromkeys(o.provider for o in answered))
+    models = ", ".join(dict.fromkeys(o.model for o in answered))
+    return _clip(providers, OptimizationRun.provider.field.max_length), _clip(
+        models, OptimizationRun.model.field.max_length
+    )
+
+
+def _clip(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _in_stage_order(selections: dict) -> list[dict]:

@@ -236,7 +236,9 @@ def test_a_failing_provider_degrades_the_run_to_the_builtin_engine_and_says_why(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hard_budget_that_would_be_crossed_degrades_the_run_before_any_paid_call(fake, llm_settings):
+def test_a_hard_budget_that_would_be_crossed_degrades_the_run_before_any_paid_call(
+    fake, llm_settings, client
+):
     from costs.models import Budget, BudgetAlert
     from tests.factories import UserFactory
 
@@ -250,6 +252,10 @@ def test_a_hard_budget_that_would_be_crossed_degrades_the_run_before_any_paid_ca
     assert "budget refused: llm-owner's daily budget would be crossed ($0 of $0.0001" in run.degraded_reason
     assert fake.requests == []  # refused before it was made
     assert BudgetAlert.objects.get(budget__user=owner).refused
+    assert (run.provider, run.model) == ("", "")  # no language model answered: not "Built-in engine"
+    client.force_login(owner)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Language model, finished by the built-in engine" in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -279,9 +285,12 @@ def test_auto_picks_a_model_per_stage_and_the_run_shows_why(fake, llm_settings, 
     ]
     used = dict(UsageRecord.objects.filter(run=run).values_list("operation", "model").distinct())
     assert used["design"] == "gpt-5-mini" and used["diagnose"] == "gpt-5-nano"
+    assert (run.provider, run.model) == ("OpenAI test", "gpt-5-nano, gpt-5-mini")  # each model once
     client.force_login(owner)
     page = client.get(f"/runs/{run.pk}/").content.decode()
-    assert "the model Auto chose for each stage" in page and "its tier (fast) is below the balanced" in page
+    assert "Which model Auto chose for each stage, and why" in page
+    assert "its tier (fast) is below the balanced" in page
+    assert "Language model: OpenAI test / gpt-5-nano, gpt-5-mini" in page
 
 
 @pytest.mark.django_db(transaction=True)
