@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.admin.options import ActionLocation
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -101,6 +102,15 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["model", "valid_from", "input", "output", "cached_input"] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        in_force = obj is not None and obj.valid_from <= timezone.now()
+        return not in_force and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location)
+        actions.pop("delete_selected", None)  # it would not ask each price whether it is in force yet
+        return actions
 
     def get_fields(self, request, obj=None):
         fields = ["model", "valid_from", "input", "output", "cached_input", "note"]

@@ -48,6 +48,8 @@ class ModelChoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="$/M tokens in · out · cached, now")
     def prices(self, choice: ModelChoice) -> str:
+        if choice.provider.kind == Provider.Kind.BUILTIN:
+            return "free (runs here, no model call)"
         own = price_override(model_id=choice.pk)
         prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
         if prices is None:

@@ -161,6 +161,24 @@ def test_a_saved_price_is_a_record_its_figures_are_read_only(openai_model, staff
     assert 'name="input"' not in page and 'name="note"' in page
 
 
+def test_only_a_price_not_yet_in_force_can_be_deleted(openai_model, staff_client):
+    in_force = ModelPrice.objects.create(model=openai_model, input=Decimal("0.15"), output=Decimal("0.6"))
+    planned = ModelPrice.objects.create(
+        model=openai_model,
+        valid_from=timezone.now() + timedelta(days=3),
+        input=Decimal("0.2"),
+        output=Decimal("0.8"),
+    )
+
+    refused = staff_client.post(reverse("admin:costs_modelprice_delete", args=[in_force.pk]), {"post": "yes"})
+    deleted = staff_client.post(reverse("admin:costs_modelprice_delete", args=[planned.pk]), {"post": "yes"})
+    listing = staff_client.get(reverse("admin:costs_modelprice_changelist")).content.decode()
+
+    assert refused.status_code == 403 and deleted.status_code == 302
+    assert list(ModelPrice.objects.all()) == [in_force]
+    assert "delete_selected" not in listing
+
+
 def test_the_model_admin_says_where_each_price_comes_from(db, fake, staff_client):
     listed = add_model(fake.url, name="OpenAI test")
     local = add_model(fake.url, name="Local", model_id="llama3.1:8b", price_catalog="", order=20)
@@ -171,7 +189,8 @@ def test_the_model_admin_says_where_each_price_comes_from(db, fake, staff_client
 
     assert "0.15 · 0.6 · 0.075 (genai-prices)" in page
     assert "1.500000 · 6.000000 · — (override)" in page
-    assert "unpriced: add a price" in page
+    assert page.count("unpriced: add a price") == 1  # the local model, not the built-in engine
+    assert "free (runs here, no model call)" in page
     assert listed and local
 
 
