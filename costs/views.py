@@ -2,7 +2,7 @@ import itertools
 
 from chartjs.views.lines import BaseLineChartView
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,12 +32,16 @@ def _range(request) -> tuple[DateRangeForm, tuple]:
     return form, (start, end)
 
 
+def _range_error(form: DateRangeForm) -> str:
+    return " ".join(form.non_field_errors()) or "Enter the dates as YYYY-MM-DD."
+
+
 @require_safe
 def dashboard(request):
     scope = _scope(request)
     form, (start, end) = _range(request)
     if form.is_bound and not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Enter the dates as YYYY-MM-DD.")
+        messages.error(request, _range_error(form))
     query = {"start": start.isoformat(), "end": end.isoformat()} | ({} if scope.site else {"scope": "mine"})
     context = selectors.cost_dashboard(scope=scope, start=start, end=end)
     return render(
@@ -71,7 +75,9 @@ def usage_export(request):
     """The usage records of the range as CSV, streamed from the database in chunks (memory stays
     flat whatever the count), spreadsheet formulas escaped."""
     scope = _scope(request)
-    _form, (start, end) = _range(request)
+    form, (start, end) = _range(request)
+    if form.is_bound and not form.is_valid():  # a file of another range would pass for the one asked
+        return HttpResponseBadRequest(_range_error(form), content_type="text/plain; charset=utf-8")
     records = selectors.usage_in_range(scope=scope, start=start, end=end, builtin=True)
     records = records.order_by("created_at", "id")
     fields = EXPORT_FIELDS
@@ -112,7 +118,9 @@ class _UsageChart(BaseLineChartView):
 
     def get(self, request, *args, **kwargs):
         self.scope = _scope(request)
-        _form, (self.start, self.end) = _range(request)
+        form, (self.start, self.end) = _range(request)
+        if form.is_bound and not form.is_valid():
+            return JsonResponse({"error": _range_error(form)}, status=400)
         self.records = selectors.usage_in_range(scope=self.scope, start=self.start, end=self.end)
         return super().get(request, *args, **kwargs)
 

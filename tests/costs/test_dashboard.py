@@ -170,9 +170,10 @@ def test_a_bad_range_says_what_to_do_and_shows_the_last_30_days(owner, client, q
     assert response.status_code == 200
     page = response.content.decode()
     assert message in page and "(30 days)" in page
-    assert client.get(reverse("costs:chart-spend-per-day"), query).json()["labels"][-1] == (
-        timezone.localdate().isoformat()
-    )
+    chart = client.get(reverse("costs:chart-spend-per-day"), query)  # not another range's figures
+    export = client.get(reverse("costs:usage-export"), query)
+    assert chart.status_code == 400 and message in chart.json()["error"]
+    assert export.status_code == 400 and message in export.content.decode()
 
 
 def test_tiles_measure_today_and_the_month_against_the_budgets_with_the_forecast_method(owner, client):
