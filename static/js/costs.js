@@ -15,14 +15,19 @@
 
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-  function shortDay(label, index, labels) {
-    // "2026-11-21" reads as "Nov 21" on the axis, at most seven of them (the last day always); the
-    // JSON keeps ISO dates, and other labels pass as they are.
-    var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label);
-    if (!match) { return label; }
-    var step = Math.ceil(labels.length / 7);
-    if ((labels.length - 1 - index) % step !== 0) { return null; }
-    return MONTHS[Number(match[2]) - 1] + " " + Number(match[3]);
+  var DAY_LABEL_PX = 64;  // room for one "Nov 21" and the gap to the next
+
+  function dayLabels(canvas) {
+    // "2026-11-21" reads as "Nov 21" on the axis, as many as fit the chart's width (at most seven,
+    // the last day always); the JSON keeps ISO dates, and other labels pass as they are.
+    return function (label, index, labels) {
+      var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label);
+      if (!match) { return label; }
+      var fit = Math.max(2, Math.min(7, Math.floor(canvas.clientWidth / DAY_LABEL_PX)));
+      var step = Math.ceil(labels.length / fit);
+      if ((labels.length - 1 - index) % step !== 0) { return null; }
+      return MONTHS[Number(match[2]) - 1] + " " + Number(match[3]);
+    };
   }
 
   function draw(canvas, payload) {
@@ -54,7 +59,7 @@
           }
         },
         scales: {
-          xAxes: [{stacked: stacked, ticks: {autoSkip: type === "bar", maxRotation: type === "bar" ? 40 : 0, callback: shortDay}}],
+          xAxes: [{stacked: stacked, ticks: {autoSkip: type === "bar", maxRotation: type === "bar" ? 40 : 0, callback: dayLabels(canvas)}}],
           yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value) {
             return money_axis ? money(Number(value)) : Number(value).toLocaleString();
           }}}]
