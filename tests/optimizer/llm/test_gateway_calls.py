@@ -272,5 +272,6 @@ def test_the_usage_admin_totals_never_show_unpriced_calls_as_free(db, fake, staf
 
     page = staff_client.get(reverse("admin:costs_usagerecord_changelist")).content.decode()
 
-    assert "plus 1 unpriced call" in page
+    assert "plus 1 unpriced call" in page and reverse("admin:costs_modelprice_add") in page
+    assert "cost $0\n" in page  # no priced call: nothing spent, and the unpriced one beside it
     assert "unpriced" in page.split("<tbody>", 1)[1]  # the row itself says so too
