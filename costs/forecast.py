@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from django.db import connections
-from django.db.models import Sum
-
-from costs.budgets import local_date, period_bounds
+from costs.budgets import period_bounds
 from costs.models import Budget
 
 WINDOW_DAYS = 14
@@ -37,19 +34,6 @@ class Forecast:
     crossing: date | None  # when the monthly limit is (or was) crossed this month; None: not this month
     crossed: bool  # already crossed
     method: str = METHOD
-
-
-def daily_spend(records, start: datetime, end: datetime) -> dict[date, Decimal]:
-    """Priced spend per local calendar day in [start, end), from a queryset of usage records."""
-    vendor = connections[records.db].vendor
-    rows = (
-        records.filter(created_at__gte=start, created_at__lt=end, cost__isnull=False)
-        .annotate(day=local_date("created_at", start, end, vendor=vendor))
-        .values("day")
-        .annotate(total=Sum("cost"))
-        .order_by("day")
-    )
-    return {row["day"]: row["total"] for row in rows}
 
 
 def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal | None = None) -> Forecast:

@@ -4,14 +4,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 
-from django.db import connections
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from costs.budgets import local_date, local_midnight, period_bounds
-from costs.forecast import WINDOW_DAYS, daily_spend, forecast
+from costs.budgets import local_midnight, period_bounds
+from costs.forecast import WINDOW_DAYS, forecast
 from costs.models import BUILTIN_PROVIDER, Budget, BudgetAlert, ModelPrice, UsageRecord
+from costs.usage_days import UsageGroup, dollars, usage_days
 from optimizer.llm.pricing import PricePerMillion, catalog_prices
 from optimizer.models import ModelChoice, OptimizationRun
 
@@ -81,71 +82,64 @@ def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return local_midnight(start), local_midnight(end + timedelta(days=1))
 
 
-def usage_in_range(*, scope: Scope, start: date, end: date, builtin: bool = False) -> QuerySet:
-    """The scope's usage records of the range; the built-in engine's (free, tokenless) ones only
-    when asked for, as the export does: the dashboard counts model calls."""
+def usage_in_range(*, scope: Scope, start: date, end: date) -> QuerySet:
+    """The scope's usage records of the range, the built-in engine's (free, tokenless) ones included:
+    what the export writes. The dashboard counts model calls only (``usage_days``)."""
     since, until = range_bounds(start, end)
-    records = scope.records().filter(created_at__gte=since, created_at__lt=until)
-    return records if builtin else records.exclude(provider=BUILTIN_PROVIDER)
+    return scope.records().filter(created_at__gte=since, created_at__lt=until)
 
 
-def range_totals(records: QuerySet) -> dict:
-    """Spend, savings, calls and tokens of some usage records, in one query."""
-    hit = Q(status=UsageRecord.Status.CACHE_HIT)
-    totals = records.aggregate(
-        spend=Sum("cost", default=Decimal(0)),
-        saved=Sum("saved_cost", filter=hit, default=Decimal(0)),
-        calls=Count("id"),
-        hits=Count("id", filter=hit),
-        unpriced=Count("id", filter=Q(cost__isnull=True) & ~hit),
-        input_tokens=Sum("input_tokens", default=0),
-        output_tokens=Sum("output_tokens", default=0),
-        cached_tokens=Sum("cached_tokens", default=0),
-    )
+TOTALS = ("spend", "saved", "calls", "hits", "unpriced", "input_tokens", "output_tokens", "cached_tokens")
+
+
+def _summed(groups: list[UsageGroup], names: tuple[str, ...] = TOTALS) -> dict:
+    """The sums of ``names`` over ``groups``; "spend" and "saved" in dollars."""
+    columns = dict(zip(UsageGroup._fields, zip(*groups, strict=True), strict=False))  # {} for no groups
+    totals = {}
+    for name in names:
+        money = name in ("spend", "saved")
+        total = sum(columns.get(f"{name}_units" if money else name, ()))
+        totals[name] = dollars(total) if money else total
     return totals
 
 
-def per_day(records: QuerySet, start: date, end: date) -> list[dict]:
-    """Spend and tokens of each local day from ``start`` to ``end``, days without calls included
-    (``records`` is already limited to those days)."""
-    since, until = range_bounds(start, end)
-    day = local_date("created_at", since, until, vendor=connections[records.db].vendor)
-    rows = (
-        records.annotate(day=day)
-        .values("day")
-        .annotate(
-            spend=Sum("cost", default=Decimal(0)),
-            input_tokens=Sum("input_tokens", default=0),
-            output_tokens=Sum("output_tokens", default=0),
-            cached_tokens=Sum("cached_tokens", default=0),
-        )
-        .order_by()
-    )
-    found = {row["day"]: row for row in rows}
-    empty = {"spend": Decimal(0), "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0}
+def range_totals(groups: list[UsageGroup]) -> dict:
+    """Spend, savings, calls and tokens of a range's usage (see ``usage_days``)."""
+    return _summed(groups)
+
+
+DAY_TOTALS = ("spend", "input_tokens", "output_tokens", "cached_tokens")
+
+
+def _gathered(groups: list[UsageGroup], *fields: str) -> dict:
+    """``groups`` by the value of ``fields`` (a tuple of them for more than one)."""
+    key = attrgetter(*fields)
+    gathered: dict = {}
+    for group in groups:
+        gathered.setdefault(key(group), []).append(group)
+    return gathered
+
+
+def per_day(groups: list[UsageGroup], start: date, end: date) -> list[dict]:
+    """Spend and tokens of each local day from ``start`` to ``end``, days without calls included."""
+    by_day = _gathered(groups, "day")
     days = (start + timedelta(days=offset) for offset in range((end - start).days + 1))
-    return [{**(found.get(day) or empty), "day": day} for day in days]
+    return [{**_summed(by_day.get(day, []), DAY_TOTALS), "day": day} for day in days]
 
 
 SPEND_GROUPS = {"model": ("provider", "model"), "provider": ("provider",), "operation": ("operation",)}
 TOP = 8  # bars in a "by" chart; the rest are summed as "Other"
 
 
-def spend_by(records: QuerySet, group: str) -> list[dict]:
+def spend_by(groups: list[UsageGroup], group: str) -> list[dict]:
     """Spend and calls per model, provider or operation, most expensive first, unpriced calls
     counted apart; past the first ``TOP``, the rest as one "Other" row."""
-    fields = SPEND_GROUPS[group]
-    rows = list(
-        records.values(*fields)
-        .annotate(
-            spend=Sum("cost", default=Decimal(0)),
-            calls=Count("id"),
-            unpriced=Count("id", filter=Q(cost__isnull=True) & ~Q(status=UsageRecord.Status.CACHE_HIT)),
-        )
-        .order_by("-spend", *fields)
-    )
-    for row in rows:
-        row["label"] = " / ".join(row[name] for name in fields)
+    rows = [
+        {"label": names if isinstance(names, str) else " / ".join(names)}
+        | _summed(items, ("spend", "calls", "unpriced"))
+        for names, items in _gathered(groups, *SPEND_GROUPS[group]).items()
+    ]
+    rows.sort(key=lambda row: (-row["spend"], row["label"]))
     if len(rows) > TOP:
         rest = rows[TOP - 1 :]
         other = {
@@ -156,6 +150,10 @@ def spend_by(records: QuerySet, group: str) -> list[dict]:
         }
         rows = [*rows[: TOP - 1], other]
     return rows
+
+
+def _within(groups: list[UsageGroup], start: date, end: date) -> list[UsageGroup]:
+    return [group for group in groups if start <= group.day <= end]
 
 
 @dataclass(frozen=True)
@@ -191,12 +189,18 @@ def cost_dashboard(*, scope: Scope, start: date, end: date, now: datetime | None
     now = now or timezone.now()
     budgets = scope.budgets()
     month_start, _ = period_bounds(Budget.Period.MONTHLY, now)
-    today_start, tomorrow = period_bounds(Budget.Period.DAILY, now)
+    today_start, _ = period_bounds(Budget.Period.DAILY, now)
     window_start = min(month_start, today_start - timedelta(days=WINDOW_DAYS))
-    daily = daily_spend(scope.records(), window_start, tomorrow)
+    first, today = window_start.date(), today_start.date()
+    if start <= today and end >= first:  # as usual, the range and the forecast's days overlap: one read
+        usage = usage_days(user_id=scope.user_id, start=min(start, first), end=max(end, today), now=now)
+        recent, in_range = _within(usage, first, today), _within(usage, start, end)
+    else:
+        recent = usage_days(user_id=scope.user_id, start=first, end=today, now=now)
+        in_range = usage_days(user_id=scope.user_id, start=start, end=end, now=now)
+    daily = {row["day"]: row["spend"] for row in per_day(recent, first, today)}
     monthly = budgets.get(Budget.Period.MONTHLY)
     outlook = forecast(daily, now, monthly.limit if monthly else None)
-    in_range = usage_in_range(scope=scope, start=start, end=end)
     totals = range_totals(in_range)
     if outlook.crossed:
         crossing = f"The monthly budget was crossed on {outlook.crossing:%b} {outlook.crossing.day}."

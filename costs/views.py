@@ -14,6 +14,7 @@ from costs.budgets import alerts_visible_to
 from costs.forecast import METHOD
 from costs.forms import DateRangeForm
 from costs.selectors import Scope
+from costs.usage_days import usage_days
 from optimizer.exporting import csv_stream
 
 
@@ -78,7 +79,7 @@ def usage_export(request):
     form, (start, end) = _range(request)
     if form.is_bound and not form.is_valid():  # a file of another range would pass for the one asked
         return HttpResponseBadRequest(_range_error(form), content_type="text/plain; charset=utf-8")
-    records = selectors.usage_in_range(scope=scope, start=start, end=end, builtin=True)
+    records = selectors.usage_in_range(scope=scope, start=start, end=end)
     records = records.order_by("created_at", "id")
     fields = EXPORT_FIELDS
     rows = records.values_list(*[source for _name, source in fields]).iterator(chunk_size=2000)
@@ -121,7 +122,7 @@ class _UsageChart(BaseLineChartView):
         form, (self.start, self.end) = _range(request)
         if form.is_bound and not form.is_valid():
             return JsonResponse({"error": _range_error(form)}, status=400)
-        self.records = selectors.usage_in_range(scope=self.scope, start=self.start, end=self.end)
+        self.usage = usage_days(user_id=self.scope.user_id, start=self.start, end=self.end)
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -136,7 +137,7 @@ class _UsageChart(BaseLineChartView):
 
 class SpendPerDayChart(_UsageChart):
     def get_labels(self):
-        self.days = selectors.per_day(self.records, self.start, self.end)
+        self.days = selectors.per_day(self.usage, self.start, self.end)
         return [row["day"].isoformat() for row in self.days]
 
     def get_providers(self):
@@ -160,7 +161,7 @@ class SpendByChart(_UsageChart):
     group = ""
 
     def get_labels(self):
-        self.rows = selectors.spend_by(self.records, self.group)
+        self.rows = selectors.spend_by(self.usage, self.group)
         return [row["label"] for row in self.rows]
 
     def get_providers(self):

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from costs.budgets import local_midnight
 from costs.models import Budget, UsageRecord
+from costs.usage_days import SETTLED_AFTER, dollars, forget_usage_days, usage_days
 from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
 
 pytestmark = pytest.mark.django_db
@@ -246,13 +247,17 @@ def test_the_query_count_does_not_grow_with_the_records(owner, client):
                 model=f"m{index % 12}",
             )
 
-    add(3)
-    few = _query_counts(client)
-    add(40)
-    many = _query_counts(client)
+    def measure() -> tuple[list[int], list[int]]:
+        forget_usage_days()  # the records were backdated, as real ones never are
+        return _query_counts(client), _query_counts(client)  # past days computed, then kept
 
-    assert few == many
-    assert many[0] <= 12
+    add(3)
+    few_cold, few_warm = measure()
+    add(40)
+    many_cold, many_warm = measure()
+
+    assert few_cold == many_cold and few_warm == many_warm
+    assert many_warm[0] <= 12 and max(many_warm[2:]) <= 5  # session, user, cache reads, today's records
 
 
 def test_every_costs_view_needs_a_login(client):
@@ -318,3 +323,71 @@ def test_the_built_in_engine_is_left_out_of_the_charts_but_not_out_of_the_export
     assert providers["labels"] == ["OpenAI"]
     assert "over 1 call:" in page
     assert "Built-in engine,builtin" in export
+
+
+def test_past_days_are_summed_once_and_today_is_always_read(owner, client):
+    past = timezone.localdate() - timedelta(days=2)  # ended long ago, whatever the time now
+    record(owner, local_midnight(past) + timedelta(hours=12), "0.50")
+    record(owner, today_at(0), "0.25")
+    client.force_login(owner)
+
+    def past_and_today() -> list[float]:
+        data = chart(client, "chart-spend-per-day")["datasets"][0]["data"]
+        return [data[-3], data[-1]]
+
+    first = past_and_today()
+    record(owner, local_midnight(past) + timedelta(hours=13), "4.00")  # written into the past
+    record(owner, today_at(0), "1.00")  # a call that just ended
+    second = past_and_today()
+    forget_usage_days()  # what a restore calls
+    third = past_and_today()
+
+    assert first == [0.5, 0.25]
+    assert second == [0.5, 1.25]  # the past day came from the cache, today from the records
+    assert third == [4.5, 1.25]
+
+
+def test_a_day_is_kept_only_once_it_ended_a_while_ago(owner):
+    today = timezone.localdate()
+    yesterday = today - timedelta(days=1)
+    just_after_midnight = local_midnight(today) + SETTLED_AFTER / 2
+    record(owner, local_midnight(yesterday) + timedelta(hours=12), "0.50")
+
+    usage_days(user_id=owner.pk, start=yesterday, end=yesterday, now=just_after_midnight)
+    record(owner, local_midnight(today) - timedelta(seconds=1), "0.25")  # committed late
+    late = usage_days(user_id=owner.pk, start=yesterday, end=yesterday, now=just_after_midnight)
+
+    assert dollars(sum(group.spend_units for group in late)) == Decimal("0.75")
+
+
+def test_kept_days_belong_to_their_scope(owner, other_user, staff_user, client):
+    day = timezone.localdate() - timedelta(days=3)
+    record(owner, local_midnight(day) + timedelta(hours=9), "0.30")
+    record(other_user, local_midnight(day) + timedelta(hours=9), "0.70", model="gpt-5")
+    client.force_login(staff_user)
+
+    site = chart(client, "chart-by-model")["datasets"][0]["data"]
+    mine = chart(client, "chart-by-model", scope="mine")["datasets"][0]["data"]
+    client.force_login(owner)
+    owners = chart(client, "chart-by-model")["datasets"][0]["data"]
+
+    assert (site, mine, owners) == ([0.7, 0.3], [], [0.3])
+
+
+def test_a_range_across_months_adds_up_kept_and_fresh_days(owner):
+    today = timezone.localdate()
+    first_of_month = today.replace(day=1)
+    last_month_end = first_of_month - timedelta(days=1)
+    record(owner, local_midnight(last_month_end) + timedelta(hours=20), "1.00", operation="design")
+    record(owner, local_midnight(last_month_end) + timedelta(hours=21), "2.00", operation="evaluate")
+    record(owner, today_at(0), "0.10")
+    start = last_month_end - timedelta(days=2)
+
+    usage_days(user_id=owner.pk, start=last_month_end, end=last_month_end)  # one month's entry kept
+    groups = usage_days(user_id=owner.pk, start=start, end=today)
+
+    assert dollars(sum(group.spend_units for group in groups)) == Decimal("3.10")
+    assert {(group.day, group.operation) for group in groups if group.day == last_month_end} == {
+        (last_month_end, "design"),
+        (last_month_end, "evaluate"),
+    }

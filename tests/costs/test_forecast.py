@@ -3,9 +3,11 @@ from decimal import Decimal
 
 import pytest
 
-from costs.forecast import daily_spend, forecast
+from costs.forecast import forecast
 from costs.models import UsageRecord
+from costs.selectors import per_day
 from costs.services import usage_record_create
+from costs.usage_days import usage_days
 
 D = Decimal
 
@@ -113,8 +115,8 @@ def test_daily_spend_groups_by_local_day_across_the_clock_change(settings):
             created_at=datetime.fromisoformat(at)
         )
 
-    days = daily_spend(
-        UsageRecord.objects.all(), datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
-    )
+    march = per_day(usage_days(user_id=None, start=date(2026, 3, 1), end=date(2026, 3, 31)), date(2026, 3, 1),
+                    date(2026, 3, 31))  # fmt: skip
+    days = {row["day"]: row["spend"] for row in march if row["spend"]}
 
     assert days == {date(2026, 3, 28): D(1), date(2026, 3, 29): D(6), date(2026, 3, 30): D(8)}
