@@ -28,9 +28,20 @@ class _Echo:
         return value
 
 
+CHUNK_CHARS = 64 * 1024  # what one piece of the response holds: a write per line cost 2/3 of the time
+
+
 def csv_stream(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
-    """The CSV text, a line at a time, for a ``StreamingHttpResponse``."""
+    """The CSV text for a ``StreamingHttpResponse``, in pieces of about ``CHUNK_CHARS``."""
     writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow(header)  # the BOM makes Excel read UTF-8
+    piece = ["\ufeff" + writer.writerow(header)]  # the BOM makes Excel read UTF-8
+    size = len(piece[0])
     for row in rows:
-        yield writer.writerow([csv_cell(value) for value in row])
+        line = writer.writerow([csv_cell(value) for value in row])
+        piece.append(line)
+        size += len(line)
+        if size >= CHUNK_CHARS:
+            yield "".join(piece)
+            piece, size = [], 0
+    if piece:
+        yield "".join(piece)
