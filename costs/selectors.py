@@ -171,6 +171,11 @@ class Tile:
             return None
         return int(self.amount * 100 / self.budget.limit)
 
+    @property
+    def share_text(self) -> str:
+        """The percent in words: a spend too small to reach 1% is not "0%"."""
+        return "under 1%" if self.share == 0 and self.amount > 0 else f"{self.share}%"
+
 
 def unpriced_models() -> list[ModelChoice]:
     """Enabled models with neither an override nor a genai-prices price: their calls cost unknown."""

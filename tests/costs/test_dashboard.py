@@ -188,6 +188,8 @@ def test_tiles_measure_today_and_the_month_against_the_budgets_with_the_forecast
     assert 'value="40"' in page and "40% of the daily budget, $1.00 (hard)" in page
     assert "of the monthly budget, $100.00 (soft)" in page
     assert "weighted moving average of the last 14 complete days" in page
+    Budget.objects.filter(period="daily").update(limit=Decimal("100"))  # $0.40 of it: not "0%"
+    assert "under 1% of the daily budget" in client.get(reverse("costs:dashboard")).content.decode()
 
 
 def test_unpriced_models_and_calls_are_flagged_not_counted_as_free(owner, staff_client, staff_user):
