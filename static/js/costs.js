@@ -13,6 +13,14 @@
     return "$" + (value >= 0.01 || value === 0 ? value.toFixed(2) : value.toPrecision(2));
   }
 
+  function axisMoney(value, values) {
+    // Every tick with the decimals the step between ticks needs ($0.00005, $0.00010, ...), at least
+    // cents, so the labels of one axis line up.
+    var step = values.length > 1 ? Math.abs(values[0] - values[1]) : Math.abs(value);
+    var decimals = step > 0 ? Math.max(2, Math.ceil(-Math.log10(step) - 1e-9)) : 2;
+    return "$" + value.toFixed(Math.min(decimals, 10));
+  }
+
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
   var DAY_LABEL_PX = 64;  // room for one "Nov 21" and the gap to the next
@@ -60,8 +68,8 @@
         },
         scales: {
           xAxes: [{stacked: stacked, ticks: {autoSkip: type === "bar", maxRotation: type === "bar" ? 40 : 0, callback: dayLabels(canvas)}}],
-          yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value) {
-            return money_axis ? money(Number(value)) : Number(value).toLocaleString();
+          yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value, index, values) {
+            return money_axis ? axisMoney(Number(value), values) : Number(value).toLocaleString();
           }}}]
         }
       }
