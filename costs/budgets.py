@@ -42,6 +42,11 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=site_zone())
 
 
+def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[local midnight of ``start``, local midnight after ``end``)."""
+    return local_midnight(start), local_midnight(end + timedelta(days=1))
+
+
 def period_bounds(period: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the calendar day or month containing ``now``, in the site's time zone."""
     today = timezone.localtime(now or timezone.now(), site_zone()).date()

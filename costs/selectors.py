@@ -9,7 +9,7 @@ from operator import attrgetter
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from costs.budgets import local_midnight, period_bounds
+from costs.budgets import period_bounds, range_bounds
 from costs.forecast import WINDOW_DAYS, forecast
 from costs.models import BUILTIN_PROVIDER, Budget, BudgetAlert, ModelPrice, UsageRecord
 from costs.usage_days import UsageGroup, dollars, usage_days
@@ -75,11 +75,6 @@ class Scope:
         budgets = Budget.objects.filter(enabled=True)
         budgets = budgets.filter(user__isnull=True) if self.site else budgets.filter(user_id=self.user_id)
         return {budget.period: budget for budget in budgets}
-
-
-def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[local midnight of ``start``, local midnight after ``end``)."""
-    return local_midnight(start), local_midnight(end + timedelta(days=1))
 
 
 def usage_in_range(*, scope: Scope, start: date, end: date) -> QuerySet:

@@ -18,7 +18,7 @@ from django.db import connections
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from costs.budgets import local_date, local_midnight
+from costs.budgets import local_date, range_bounds
 from costs.models import BUILTIN_PROVIDER, UsageRecord
 
 SETTLED_AFTER = timedelta(minutes=10)  # a call ending at midnight, clocks of other workers a bit off
@@ -57,7 +57,8 @@ def usage_days(
     is None, from local day ``start`` to ``end``, grouped by day, provider, model and operation."""
     now = now or timezone.now()
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-    settled = {day for day in days if local_midnight(day + timedelta(days=1)) + SETTLED_AFTER <= now}
+    first_open = timezone.localdate(now - SETTLED_AFTER)  # days before it ended SETTLED_AFTER ago
+    settled = {day for day in days if day < first_open}
     kept, keys = _kept_months(user_id, {_month(day) for day in days})  # {day: [plain tuples]} per month
     found = {day: kept[_month(day)][day] for day in settled if day in kept[_month(day)]}
     missing = [day for day in days if day not in found]
@@ -102,7 +103,7 @@ def _key(generation: int, user_id: int | None, month: date) -> str:
 
 
 def _read(user_id: int | None, start: date, end: date) -> list[UsageGroup]:
-    since, until = local_midnight(start), local_midnight(end + timedelta(days=1))
+    since, until = range_bounds(start, end)
     records = UsageRecord.objects.filter(created_at__gte=since, created_at__lt=until)
     records = records.exclude(provider=BUILTIN_PROVIDER)
     if user_id is not None:
