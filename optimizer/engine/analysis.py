@@ -220,7 +220,7 @@ def diagnose(text: str, prompt_type: str, deconstruction: dict) -> dict:
     if not parsed.has("constraints") and not parsed.ours:
         issues.append(_issue("no-constraints", "The prompt states no rules for the answer."))
     issues.sort(key=lambda issue: SEVERITY_ORDER[issue["severity"]])
-    return {"issues": issues}
+    return {"issues": issues, "questions": []}
 
 
 def _data_issues(text: str, parsed: Parsed) -> list[dict]:

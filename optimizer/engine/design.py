@@ -112,7 +112,14 @@ class _Draft:
 
 
 def design(
-    text: str, prompt_type: str, deconstruction: dict, techniques: list[str], *, keep_spans: bool = True
+    text: str,
+    prompt_type: str,
+    deconstruction: dict,
+    techniques: list[str],
+    *,
+    keep_spans: bool = True,
+    diagnosis: dict | None = None,
+    answers: dict | None = None,
 ) -> dict:
     """The optimized prompt, the change list, and each requested technique with whether it was
     applied and why not when it was not."""
@@ -140,7 +147,13 @@ def design(
             "Kept the original wording as one block.",
             f"Restructuring would have split {lost[0].text!r}, which must stay verbatim.",
         )
-    return {"optimized_prompt": optimized, "changes": draft.changes, "techniques": draft.applied}
+    questions = list((diagnosis or {}).get("questions", []))
+    return {
+        "optimized_prompt": optimized,
+        "changes": draft.changes,
+        "techniques": draft.applied,
+        "questions": questions,
+    }
 
 
 def _verbatim_fallback(text: str, draft: _Draft) -> str:
