@@ -162,7 +162,12 @@ class OptimizationRun(models.Model):
     )
     optimized_text = models.TextField(blank=True)
     changes = models.JSONField(default=list, blank=True)
-    scores = models.JSONField(default=dict, blank=True, help_text="Rubric scores before and after.")
+    questions = models.JSONField(
+        default=list, blank=True, help_text="Open clarifying questions: what only the author can answer."
+    )
+    scores = models.JSONField(
+        default=dict, blank=True, help_text="Checklist scores before and after; the model's verdict, if any."
+    )
     score_before = models.PositiveSmallIntegerField(null=True, blank=True)
     score_after = models.PositiveSmallIntegerField(null=True, blank=True)
     score_gain = models.SmallIntegerField(null=True, blank=True)
@@ -175,6 +180,9 @@ class OptimizationRun(models.Model):
         default=list,
         blank=True,
         help_text="With Auto: each stage's chosen model, why, and the ones passed over.",
+    )
+    kept_original = models.BooleanField(
+        default=False, help_text="The author chose to keep the original prompt instead of the rewrite."
     )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

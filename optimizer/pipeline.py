@@ -1,15 +1,14 @@
 """The four-stage pipeline, one service whatever the engine: deconstruct → diagnose → design →
-evaluate, with the original scored while the design is made. Called by the task worker with a
-run's id; safe to deliver twice (the run is claimed with a conditional update).
+evaluate (the checklist on both texts and, with a model, its blind verdict on the pair). Called by
+the task worker with a run's id; safe to deliver twice (the run is claimed with a conditional
+update).
 """
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -142,24 +141,22 @@ def _pipeline(run: OptimizationRun) -> None:
 
     chosen = chosen_techniques(run.settings, prompt_type, diagnosis)
     since = progress.stage("design")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        before_future = pool.submit(_evaluate_in_thread, engine, text)  # the original, meanwhile
-        design = engine.design(
-            text,
-            prompt_type,
-            deconstruction,
-            diagnosis,
-            [item["slug"] for item in chosen],
-            keep_spans=keep_spans,
-        )
-        progress.done("design", since, design)
-        before, llm_before = before_future.result()
+    design = engine.design(
+        text,
+        prompt_type,
+        deconstruction,
+        diagnosis,
+        [item["slug"] for item in chosen],
+        keep_spans=keep_spans,
+        answers=run.settings.get("answers") or None,
+    )
+    progress.done("design", since, design)
 
     since = progress.stage("evaluate")
     optimized = design.data["optimized_prompt"]
-    after = score(optimized)
-    llm_after = engine.evaluate(optimized)
-    progress.done("evaluate", since, llm_after)
+    before, after = score(text), score(optimized)
+    verdict = engine.compare(text, optimized, prompt_type)
+    progress.done("evaluate", since, verdict)
 
     reasons = {item["slug"]: item["reason"] for item in chosen}
     provider, model = _answered_by(progress.answered) if engine.kind == "llm" else ("", "")
@@ -178,12 +175,8 @@ def _pipeline(run: OptimizationRun) -> None:
         ],
         "optimized_text": optimized,
         "changes": design.data["changes"],
-        "scores": {
-            "before": before,
-            "after": after,
-            "llm_before": llm_before.data if llm_before and llm_after else None,
-            "llm_after": llm_after.data if llm_before and llm_after else None,
-        },
+        "questions": design.data.get("questions", []),
+        "scores": {"before": before, "after": after} | ({"verdict": verdict.data} if verdict else {}),
         "score_before": before["overall"],
         "score_after": after["overall"],
         "score_gain": after["overall"] - before["overall"],
@@ -226,9 +219,3 @@ def _in_stage_order(selections: dict) -> list[dict]:
     """A list, as JSON objects do not keep their order in PostgreSQL."""
     return [{"stage": stage, **selections[stage]} for stage in OptimizationRun.STAGES if stage in selections]
 
-
-def _evaluate_in_thread(engine, text: str) -> tuple[dict, StageOutcome | None]:
-    try:
-        return score(text), engine.evaluate(text)
-    finally:
-        connections.close_all()  # this thread's own connections (the gateway writes usage records)

@@ -81,16 +81,24 @@ def _write_owner_only(path: Path, text: str) -> None:
 
 
 def run_settings_build(
-    *, prompt_type: str, preset: str, techniques: list[str], model: str, keep_spans: bool
+    *,
+    prompt_type: str,
+    preset: str,
+    techniques: list[str],
+    model: str,
+    keep_spans: bool,
+    answers: dict[str, str] | None = None,
 ) -> dict:
-    """The settings a run records, in the one shape the result cache keys on."""
-    return {
+    """The settings a run records, in the one shape the result cache keys on; ``answers`` (the
+    author's answers to clarifying questions, by key) only when there are some."""
+    built = {
         "type": prompt_type,
         "preset": preset,
         "techniques": sorted(set(techniques)),
         "model": model,
         "keep_spans": keep_spans,
     }
+    return built | ({"answers": answers} if answers else {})
 
 
 def _title_from(text: str) -> str:
@@ -166,6 +174,39 @@ def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
         tags=run.prompt.tags,
         parent=run,
     )
+
+
+def run_answer(*, run: OptimizationRun, answers: dict[str, str]) -> OptimizationRun:
+    """Optimize the run's original prompt again with the author's answers to its open questions: a new
+    version linked to its parent, whose settings carry the parent's earlier answers and these ones.
+    Blank answers are left out; a key that is not one of the run's open questions is refused."""
+    if run.status != OptimizationRun.Status.DONE:
+        raise ValidationError("Only a finished optimization's questions can be answered.")
+    open_keys = {question["key"] for question in run.questions}
+    unknown = sorted(set(answers) - open_keys)
+    if unknown:
+        raise ValidationError(f"“{unknown[0]}” is not one of this optimization's open questions.")
+    given = {key: text.strip() for key, text in answers.items() if text.strip()}
+    if not given:
+        raise ValidationError("Answer at least one question.")
+    title = _title_from(run.prompt.title)
+    return run_submit(
+        owner=run.owner,
+        text=run.prompt.text,
+        run_settings=run.settings | {"answers": (run.settings.get("answers") or {}) | given},
+        title=title if title.endswith("(answered)") else f"{title[:107]} (answered)",
+        tags=run.prompt.tags,
+        parent=run,
+    )
+
+
+def run_keep_original_set(*, run: OptimizationRun, kept: bool) -> OptimizationRun:
+    """Record the author's choice between their original prompt and the rewrite (either way, again)."""
+    if run.status != OptimizationRun.Status.DONE:
+        raise ValidationError("This optimization has no rewrite yet to choose against.")
+    OptimizationRun.objects.filter(pk=run.pk).update(kept_original=kept)
+    run.kept_original = kept
+    return run
 
 
 @transaction.atomic

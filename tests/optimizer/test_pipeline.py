@@ -1,3 +1,4 @@
+import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from django_q.brokers import get_broker
 
 from costs.models import UsageRecord
 from optimizer import pipeline, services
+from optimizer.engine.rubric import score
 from optimizer.llm.fake_provider import FakeProvider
 from optimizer.models import OptimizationRun
 from tests.optimizer.llm.conftest import SECRET, add_model
@@ -50,9 +52,14 @@ def test_the_builtin_pipeline_runs_all_four_stages_and_stores_every_output(owner
     assert run.engine == "builtin" and run.cost == 0 and not run.degraded_reason
     assert "{hero}" in run.optimized_text
     assert run.deconstruction["placeholders"] == ["{hero}"]
-    assert run.diagnosis["issues"] and run.changes and run.techniques
-    assert run.score_after > run.score_before and run.score_gain == run.score_after - run.score_before
-    assert len(run.scores["before"]["criteria"]) == 7 and run.scores["llm_after"] is None
+    assert run.changes and run.techniques
+    assert run.score_gain == run.score_after - run.score_before
+    assert run.scores["before"] == score(TEXT) and run.score_before == run.scores["before"]["overall"]
+    assert (
+        run.scores["after"] == score(run.optimized_text) and run.score_after == run.scores["after"]["overall"]
+    )
+    assert "verdict" not in run.scores  # only a model judges the pair
+    assert isinstance(run.questions, list) and not run.kept_original
     assert run.finished_at and run.duration_ms is not None
 
 
@@ -200,11 +207,11 @@ def test_the_llm_engine_answers_every_stage_through_the_gateway(fake, llm_settin
     assert run.status == "done" and run.engine == "llm" and not run.degraded_reason, run.degraded_reason
     assert (run.provider, run.model) == ("OpenAI test", "gpt-4o-mini")
     assert "{hero}" in run.optimized_text  # the fake's rewrite keeps the prompt
-    assert run.scores["llm_after"]["criteria"] and run.scores["after"]["criteria"]
+    assert run.scores["verdict"]["winner"] in ("original", "rewrite", "tie") and run.scores["after"]
+    assert "llm_before" not in run.scores and "llm_after" not in run.scores
     records = UsageRecord.objects.filter(run=run)
-    assert sorted(records.values_list("operation", flat=True)) == [
-        "deconstruct", "design", "diagnose", "evaluate", "evaluate",
-    ]  # fmt: skip
+    operations = sorted(records.values_list("operation", flat=True))
+    assert operations == ["deconstruct", "design", "diagnose", "evaluate"]  # one comparison, no score each
     assert run.cost > 0 and run.cost == sum((r.cost for r in records), Decimal(0))
     sent = " ".join(str(r["body"]) for r in fake.requests)
     assert "<prompt>" in sent and SECRET not in sent
@@ -224,7 +231,7 @@ def test_a_failing_provider_degrades_the_run_to_the_builtin_engine_and_says_why(
     assert run.degraded_reason.startswith("deconstruct: OpenAI test/gpt-4o-mini")
     assert "HTTP 500" in run.degraded_reason
     assert "{hero}" in run.optimized_text
-    assert run.scores["llm_after"] is None
+    assert "verdict" not in run.scores  # no model judged the pair
     assert (
         caches["default"].get(  # a degraded result is not cached for the next user
             __import__("optimizer.caching", fromlist=["x"]).result_key(
@@ -306,6 +313,87 @@ def test_a_rewrite_that_drops_a_placeholder_is_replaced_by_the_builtin_design(fa
     assert run.status == "done"
     assert "dropped '{hero}'" in run.degraded_reason
     assert "{hero}" in run.optimized_text
+
+
+QUESTIONS = [
+    {"key": "audience", "question": "Who will read the story?", "why": "It sets the words and the length.",
+     "examples": ["children of six", "adults"]},
+    {"key": "length", "question": "How long should it be?", "why": "A short story can be 100 or 3,000 words.",
+     "examples": ["300 words"]},
+]  # fmt: skip
+
+
+def design_answer(questions, text=TEXT):
+    return {"data": {
+        "analysis": "A story prompt with a placeholder.", "optimized_prompt": f"{text}\nKeep it warm.",
+        "changes": [{"what": "Added a tone line", "why": "Not scary, said positively."}],
+        "rejected_issues": [], "questions": questions, "skipped_techniques": [],
+    }}  # fmt: skip
+
+
+TIE = {"data": {
+    "criteria": [
+        {"name": "Clear task", "reasoning": "Prompt A and Prompt B ask for one story.", "better": "tie"},
+    ],
+    "verdict": "tie", "confidence": "medium", "summary": "Prompt B adds one line that Prompt A lacks.",
+}}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_stores_the_designs_open_questions_and_the_models_verdict(fake, llm_settings):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    fake.enqueue("ok", "ok", design_answer(QUESTIONS), TIE)  # deconstruct, diagnose, design, evaluate
+
+    run = finish(submit(owner, model=str(model.pk)))
+
+    assert run.status == "done" and not run.degraded_reason, run.degraded_reason
+    assert run.questions == QUESTIONS
+    verdict = run.scores["verdict"]
+    assert (verdict["winner"], verdict["confidence"]) == ("tie", "medium")
+    assert [(c["name"], c["better"]) for c in verdict["criteria"]] == [("Clear task", "tie")]
+    assert run.scores["before"]["overall"] == run.score_before  # the checklist stays beside the verdict
+
+
+@pytest.mark.django_db(transaction=True)
+def test_answering_makes_a_child_run_of_the_original_whose_design_gets_every_answer(fake, llm_settings):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    model = add_model(fake.url, name="OpenAI test")
+    fake.enqueue("ok", "ok", design_answer(QUESTIONS), TIE)
+    parent = finish(submit(owner, model=str(model.pk)))
+    OptimizationRun.objects.filter(pk=parent.pk).update(
+        settings=parent.settings | {"answers": {"tone": "gentle"}}  # answered in an earlier version
+    )
+    parent.refresh_from_db()
+    fake.reset()
+    fake.enqueue(design_answer(QUESTIONS[1:]), TIE)  # the analysis comes from the cache this time
+
+    child = finish(services.run_answer(run=parent, answers={"audience": "  children of six ", "length": ""}))
+
+    assert child.status == "done" and not child.degraded_reason, child.degraded_reason
+    assert child.parent == parent and child.prompt.text == TEXT != parent.optimized_text
+    assert child.settings == parent.settings | {"answers": {"tone": "gentle", "audience": "children of six"}}
+    design_request = next(r for r in fake.requests if "optimized_prompt" in json.dumps(r["body"]))
+    sent = json.dumps(design_request["body"], ensure_ascii=False)
+    assert "children of six" in sent and "gentle" in sent
+    assert [q["key"] for q in child.questions] == ["length"]
+
+
+def test_the_cache_keeps_answered_versions_apart(owner):
+    plain = submit(owner)
+    pipeline.run_optimization(run_id=plain.pk)
+    answered = services.run_submit(
+        owner=owner, text=TEXT, run_settings=services.run_settings_build(
+            prompt_type="creative", preset="auto", techniques=[], model="builtin", keep_spans=True,
+            answers={"audience": "children of six"},
+        ),
+    )  # fmt: skip
+    assert answered.status == "queued" and not answered.cached  # not served the unanswered result
+    assert "answers" not in plain.settings  # none given: absent, so every unanswered run shares a key
 
 
 def test_cache_tier_stats_count_hits_and_misses_of_each_tier(owner):
