@@ -112,9 +112,10 @@ class OptimizationRunAdmin(admin.ModelAdmin):
         "score_after",
         "cost",
         "cached",
+        "kept_original",
         "created_at",
     ]
-    list_filter = ["status", "engine", "cached", "created_at"]
+    list_filter = ["status", "engine", "cached", "kept_original", "created_at"]
     search_fields = ["prompt__title", "owner__username", "model"]
     list_select_related = ["prompt", "owner"]
     date_hierarchy = "created_at"

@@ -111,6 +111,73 @@ class OptimizeForm(forms.Form):
         return cleaned
 
 
+ANSWER_MAX_CHARS = 500
+
+
+def answer_text_validate(text: str) -> str:
+    """The checks every door applies to an answer to a clarifying question (page, command)."""
+    if len(text) > ANSWER_MAX_CHARS:
+        raise forms.ValidationError(
+            f"This answer is {len(text):,} characters long; the limit is {ANSWER_MAX_CHARS}. Say it in "
+            "fewer words: the answer goes into the prompt.",
+            code="too_long",
+        )
+    if match := CONTROL.search(text):
+        raise forms.ValidationError(
+            f"The answer contains a control character (U+{ord(match.group()):04X}) at position "
+            f"{match.start() + 1:,}. Remove it (it often comes from copying out of a terminal or PDF).",
+            code="control",
+        )
+    return text.strip()
+
+
+class AnswerForm(forms.Form):
+    """One text input per open question of a run, named ``answer-<key>``; a submission must answer at
+    least one and name no question the run does not have."""
+
+    prefix = "answer"
+
+    def __init__(self, questions: list[dict], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.questions = questions
+        for question in questions:
+            self.fields[question["key"]] = forms.CharField(
+                label=question["question"],
+                required=False,
+                strip=False,
+                widget=forms.TextInput(
+                    attrs={
+                        "maxlength": ANSWER_MAX_CHARS,
+                        "autocomplete": "off",
+                        "aria-describedby": f"id_{self.add_prefix(question['key'])}-why",
+                    }
+                ),
+                validators=[answer_text_validate],
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        start = f"{self.prefix}-"
+        unknown = [name[len(start) :] for name in self.data if name.startswith(start)]
+        unknown = [key for key in unknown if key not in self.fields]
+        if unknown:
+            raise forms.ValidationError(
+                f"“{unknown[0]}” is not one of this optimization's questions. Reload the page and answer "
+                "the questions it shows."
+            )
+        if not self.errors and not any(value.strip() for value in cleaned.values()):
+            raise forms.ValidationError("Answer at least one question before optimizing again.")
+        return cleaned
+
+    def answers(self) -> dict[str, str]:
+        """The non-empty answers, stripped, by question key."""
+        return {key: value.strip() for key, value in self.cleaned_data.items() if value.strip()}
+
+    def rows(self) -> list[tuple[dict, forms.BoundField]]:
+        """Each question beside its input, for the template."""
+        return [(question, self[question["key"]]) for question in self.questions]
+
+
 class HistoryFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
     type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *Prompt.Type.choices])
@@ -120,15 +187,17 @@ class HistoryFilterForm(forms.Form):
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     favorite = forms.BooleanField(label="Favorites only", required=False)
-    min_gain = forms.IntegerField(label="Score gain at least", required=False, min_value=-100, max_value=100)
+    min_gain = forms.IntegerField(
+        label="Checklist gain at least", required=False, min_value=-100, max_value=100
+    )
     sort = forms.ChoiceField(
         label="Sort",
         required=False,
         choices=[
             ("newest", "Newest first"),
             ("oldest", "Oldest first"),
-            ("gain", "Largest score gain"),
-            ("score", "Highest score"),
+            ("gain", "Largest checklist gain"),
+            ("score", "Highest checklist score"),
             ("cost", "Most expensive"),
         ],
     )

@@ -31,7 +31,9 @@ def history_runs(*, owner, filters: dict | None = None) -> QuerySet[Optimization
     runs = (
         OptimizationRun.objects.filter(owner=owner)
         .select_related("prompt")
-        .defer("deconstruction", "diagnosis", "changes", "scores", "optimized_text", "prompt__text")
+        .defer(
+            "deconstruction", "diagnosis", "changes", "questions", "scores", "optimized_text", "prompt__text"
+        )
     )
     if query := (filters.get("q") or "").strip():
         runs = runs.filter(
@@ -90,7 +92,7 @@ def version_chain(run: OptimizationRun) -> list[OptimizationRun]:
 EXPORT_FIELDS = (
     "id", "created_at", "title", "type", "tags", "favorite", "status", "engine", "provider", "model",
     "settings", "parent_id", "score_before", "score_after", "cost", "cached", "degraded_reason",
-    "original", "optimized", "changes", "diagnosis",
+    "original", "optimized", "changes", "diagnosis", "questions", "kept_original",
 )  # fmt: skip
 
 
@@ -124,7 +126,14 @@ def run_export_row(run: OptimizationRun) -> dict:
         "optimized": run.optimized_text,
         "changes": run.changes,
         "diagnosis": run.diagnosis.get("issues", []) if isinstance(run.diagnosis, dict) else [],
+        "questions": run.questions,
+        "kept_original": run.kept_original,
     }
+
+
+def questions_text(questions: list[dict]) -> str:
+    """The open questions as a person reads them, one a line ("audience: Who reads it?"), for a CSV cell."""
+    return "\n".join(f"{question['key']}: {question['question']}" for question in questions)
 
 
 def cache_tier_stats(*, since: dt.datetime | None = None) -> dict:

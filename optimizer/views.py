@@ -19,7 +19,7 @@ from optimizer import diffing, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.engine.rubric import CRITERIA
 from optimizer.exporting import csv_stream
-from optimizer.forms import HistoryFilterForm, OptimizeForm
+from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm
 from optimizer.health import health_report, run_check
 from optimizer.models import OptimizationRun
 
@@ -64,13 +64,30 @@ def _optimize_context(form) -> dict:
     }
 
 
-def _run_context(run: OptimizationRun, diff_mode: str = "inline", *, lazy_diff: bool = False) -> dict:
+VERDICT_WORDS = {"rewrite": "better", "original": "worse", "tie": "no different"}
+SIDE_WORDS = {"rewrite": "the rewrite", "original": "your original", "tie": "neither"}
+SERIOUS = ("high", "medium")
+
+
+def _run_context(
+    run: OptimizationRun,
+    diff_mode: str = "inline",
+    *,
+    lazy_diff: bool = False,
+    answer_form: AnswerForm | None = None,
+) -> dict:
     """What the run panel shows. ``lazy_diff``: the diff, the heaviest part, is fetched by htmx right
     after the panel is swapped in, so the result appears sooner."""
     context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode, "lazy_diff": lazy_diff}
     if run.status == OptimizationRun.Status.DONE:
         context["score_rows"] = _score_rows(run)
-        context["has_llm"] = bool((run.scores or {}).get("llm_after"))
+        context["unchanged"] = run.optimized_text.strip() == run.prompt.text.strip()
+        context["verdict"] = None if context["unchanged"] else _verdict(run)  # nothing to compare
+        context["good_shape"] = run.engine == OptimizationRun.Engine.BUILTIN and not any(
+            issue.get("severity") in SERIOUS for issue in (run.diagnosis or {}).get("issues", [])
+        )
+        context["answer_form"] = answer_form or AnswerForm(run.questions)
+        context["answers_given"] = sorted((run.settings.get("answers") or {}).items())
         context["body_key"] = _result_digest(run)
         context["deconstruction_rows"] = [
             (
@@ -111,7 +128,6 @@ def _score_rows(run: OptimizationRun) -> list[dict]:
     scores = run.scores or {}
     before = {item["key"]: item for item in scores.get("before", {}).get("criteria", [])}
     after = {item["key"]: item for item in scores.get("after", {}).get("criteria", [])}
-    llm_after = {item["key"]: item for item in (scores.get("llm_after") or {}).get("criteria", [])}
     return [
         {
             "name": name,
@@ -119,10 +135,24 @@ def _score_rows(run: OptimizationRun) -> list[dict]:
             "before": before.get(key, {}).get("score"),
             "after": after.get(key, {}).get("score"),
             "rationale": after.get(key, {}).get("rationale", ""),
-            "llm_after": llm_after.get(key, {}).get("score"),
         }
         for key, (name, weight, _) in CRITERIA.items()
     ]
+
+
+def _verdict(run: OptimizationRun) -> dict | None:
+    """The model's blind comparison of the original and the rewrite, in words, or None without one."""
+    verdict = (run.scores or {}).get("verdict")
+    if not verdict or verdict.get("winner") not in VERDICT_WORDS:
+        return None
+    return {
+        **verdict,
+        "word": VERDICT_WORDS[verdict["winner"]],
+        "criteria": [
+            {**item, "side": SIDE_WORDS.get(item.get("better"), "neither")}
+            for item in verdict.get("criteria", [])
+        ],
+    }
 
 
 def _diff(run: OptimizationRun, mode: str) -> object:
@@ -164,6 +194,41 @@ def run_reoptimize(request, pk: int):
         messages.error(request, error.messages[0])
         return redirect("optimizer:run", pk=run.pk)
     return redirect("optimizer:run", pk=child.pk)
+
+
+@require_POST
+def run_answer(request, pk: int):
+    """The author's answers to a run's open questions make a new version of the original prompt."""
+    run = selectors.run_for_user(request.user, pk)
+    form = AnswerForm(run.questions, request.POST)
+    if form.is_valid():
+        try:
+            child = services.run_answer(run=run, answers=form.answers())
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            if not request.htmx:
+                return redirect("optimizer:run", pk=child.pk)
+            response = render(request, "optimizer/run.html#run-panel", _run_context(child, lazy_diff=True))
+            return push_url(retarget(response, "#run-panel"), reverse("optimizer:run", args=[child.pk]))
+    if request.htmx:
+        return render(request, "optimizer/run.html#answers", {"run": run, "answer_form": form})
+    context = _run_context(run, answer_form=form) | {"chain": selectors.version_chain(run)}
+    return render(request, "optimizer/run.html", context)
+
+
+@require_POST
+def run_keep_original(request, pk: int):
+    """Keep the original prompt instead of the rewrite (``kept=0``: use the rewrite after all)."""
+    run = selectors.run_for_user(request.user, pk)
+    try:
+        services.run_keep_original_set(run=run, kept=request.POST.get("kept") != "0")
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("optimizer:run", pk=run.pk)
+    if request.htmx:
+        return render(request, "optimizer/run.html#run-panel", _run_context(run))
+    return redirect("optimizer:run", pk=run.pk)
 
 
 @require_POST
@@ -222,7 +287,13 @@ def _json_stream(rows):
 
 def _csv_stream(rows):
     fields = selectors.EXPORT_FIELDS
-    return csv_stream(fields, ([row[name] for name in fields] for row in rows))
+    return csv_stream(
+        fields,
+        (
+            [selectors.questions_text(row[name]) if name == "questions" else row[name] for name in fields]
+            for row in rows
+        ),
+    )
 
 
 @login_not_required

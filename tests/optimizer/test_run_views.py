@@ -107,7 +107,7 @@ def test_the_result_page_shows_everything_stored_without_recomputing(owner_clien
         response = owner_client.get(reverse("optimizer:run", args=[run.pk]))
     html = response.content.decode()
 
-    for expected in ("Optimized prompt", "What changed", "Scores", "Diagnosis", "Changes", "Techniques",
+    for expected in ("Optimized prompt", "What changed", "Checklist", "Diagnosis", "Changes", "Techniques",
                      "Deconstruction", "<meter", "<ins>", "Built-in engine", "Cost $0"):  # fmt: skip
         assert expected in html, expected
     assert f"{run.score_before}</span> → <strong>{run.score_after}" in html
@@ -148,7 +148,9 @@ def test_a_reused_result_rendering_belongs_to_its_result_only(owner_client, owne
 
     def body(run):
         html = owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
-        return html[html.index("<h2>Scores</h2>") : html.index("</section>", html.index("<h2>Scores</h2>"))]
+        return html[
+            html.index("<h2>Checklist</h2>") : html.index("</section>", html.index("<h2>Checklist</h2>"))
+        ]
 
     assert hit.cached and body(hit) == body(second_hit)
     assert "Stage times" in body(first) and "Stage times" not in body(hit)  # a hit did no stage work
@@ -275,7 +277,7 @@ def test_nobody_sees_or_acts_on_another_users_runs(client, owner, other_user):
     client.force_login(other_user)
     for name in ("run", "run-progress", "run-diff", "run-delete"):
         assert client.get(reverse(f"optimizer:{name}", args=[run.pk])).status_code == 404, name
-    for name in ("run-reoptimize", "run-favorite", "run-delete"):
+    for name in ("run-reoptimize", "run-favorite", "run-delete", "run-answer", "run-keep-original"):
         assert (
             client.post(reverse(f"optimizer:{name}", args=[run.pk]), {"favorite": "1"}).status_code == 404
         ), name

@@ -1,0 +1,329 @@
+"""The result page's clarifying questions, the model's verdict and the author's choice of prompt."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import escape
+
+from optimizer import pipeline, services
+from optimizer.engine.rubric import CRITERIA
+from optimizer.models import OptimizationRun, Prompt
+from tests.html import inline_code
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+TEXT = "Write a blog post about remote work."
+QUESTIONS = [
+    {"key": "audience", "question": "Who will read the post?", "why": "It sets the depth and the words.",
+     "examples": ["team leads", "new hires"]},
+    {"key": "length", "question": "How long should it be?", "why": "A post can be 300 or 3,000 words.",
+     "examples": ["about 800 words"]},
+]  # fmt: skip
+WORSE = {
+    "winner": "original",
+    "confidence": "high",
+    "criteria": [
+        {
+            "name": "No contradictions or filler",
+            "reasoning": "The rewrite adds filler.",
+            "better": "original",
+        },
+        {"name": "Clear task", "reasoning": "Both ask for one post.", "better": "tie"},
+    ],
+    "summary": "The original says the same with fewer words.",
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(db):
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+def done_run(owner, *, questions=QUESTIONS, answers=None, text=TEXT, **fields) -> OptimizationRun:
+    """A finished built-in run whose open questions (and any other stored output) are set here, so the
+    page is tested on what it is given, whatever the engine asks today."""
+    run = services.run_submit(
+        owner=owner,
+        text=text,
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True,
+            answers=answers,
+        ),
+    )  # fmt: skip
+    if run.status != OptimizationRun.Status.DONE:
+        pipeline.run_optimization(run_id=run.pk)
+    fields.setdefault("optimized_text", f"{text}\n\nGive it a title and three sections.")  # a real rewrite
+    OptimizationRun.objects.filter(pk=run.pk).update(questions=questions, **fields)
+    run.refresh_from_db()
+    return run
+
+
+def page(client, run, **params) -> str:
+    return client.get(reverse("optimizer:run", args=[run.pk]), params).content.decode()
+
+
+def answer_url(run) -> str:
+    return reverse("optimizer:run-answer", args=[run.pk])
+
+
+def keep_url(run) -> str:
+    return reverse("optimizer:run-keep-original", args=[run.pk])
+
+
+# --- Questions and answers -----------------------------------------------------------------------
+
+
+def test_the_result_page_shows_each_open_question_with_an_input_in_one_form(owner_client, owner):
+    run = done_run(owner)
+    html = page(owner_client, run)
+
+    assert html.count('id="answers"') == 1 and f'action="{answer_url(run)}"' in html
+    assert "Answer and optimize again" in html
+    for question in QUESTIONS:
+        assert question["question"] in html and question["why"] in html
+        assert f'name="answer-{question["key"]}"' in html
+        assert all(example in html for example in question["examples"])
+    form = html[html.index('id="answers"') : html.index("</form>", html.index('id="answers"'))]
+    assert "csrfmiddlewaretoken" in form
+    assert inline_code(html).inline_scripts == 0 and not inline_code(html).style_attributes
+
+
+def test_a_run_without_open_questions_shows_no_answer_form(owner_client, owner):
+    assert 'id="answers"' not in page(owner_client, done_run(owner, questions=[]))
+
+
+def test_answering_creates_a_child_of_the_original_text_with_the_answers_merged(owner_client, owner):
+    run = done_run(owner, answers={"tone": "friendly"})
+
+    response = owner_client.post(answer_url(run), {"answer-audience": "  team leads ", "answer-length": ""})
+
+    child = OptimizationRun.objects.get(parent=run)
+    assert response.status_code == 302 and response["Location"] == reverse("optimizer:run", args=[child.pk])
+    assert child.prompt.text == TEXT and child.prompt.text != run.optimized_text
+    assert child.settings == run.settings | {"answers": {"tone": "friendly", "audience": "team leads"}}
+    assert child.owner == owner and child.prompt.title.endswith("(answered)")
+
+    pipeline.run_optimization(run_id=child.pk)
+    html = page(owner_client, child)
+    assert "Made with your answers to 2 questions" in html and "team leads" in html
+    assert "Versions" in html and reverse("optimizer:run", args=[run.pk]) in html
+
+
+def test_an_htmx_answer_swaps_in_the_new_versions_panel_and_pushes_its_url(owner_client, owner):
+    run = done_run(owner)
+
+    response = owner_client.post(answer_url(run), {"answer-length": "about 800 words"}, **HTMX)
+
+    child = OptimizationRun.objects.get(parent=run)
+    html = response.content.decode()
+    assert response["HX-Retarget"] == "#run-panel"
+    assert response["HX-Push-Url"] == reverse("optimizer:run", args=[child.pk])
+    assert 'id="run-panel"' in html and "<html" not in html
+    assert child.settings["answers"] == {"length": "about 800 words"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"answer-audience": " ", "answer-length": ""}, "Answer at least one question"),
+        ({}, "Answer at least one question"),
+        ({"answer-audience": "x" * 501}, "the limit is 500"),
+        ({"answer-audience": "team\x07leads"}, "control character (U+0007) at position 5"),
+        ({"answer-audience": "team leads", "answer-mood": "calm"}, "“mood” is not one of this optimization"),
+    ],
+)
+@pytest.mark.parametrize("htmx", [True, False])
+def test_a_rejected_answer_says_why_and_changes_nothing(owner_client, owner, data, message, htmx):
+    run = done_run(owner)
+    before = (OptimizationRun.objects.count(), Prompt.objects.count())
+
+    response = owner_client.post(answer_url(run), data, **(HTMX if htmx else {}))
+
+    html = response.content.decode()
+    assert response.status_code == 200 and message in html
+    assert 'id="answers"' in html and ("<html" in html) is not htmx
+    assert (OptimizationRun.objects.count(), Prompt.objects.count()) == before
+    assert OptimizationRun.objects.get(pk=run.pk).settings == run.settings
+
+
+def test_answering_a_run_that_has_not_finished_is_refused(owner, db):
+    run = services.run_submit(
+        owner=owner,
+        text=TEXT,
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        ),
+    )
+    with pytest.raises(ValidationError, match="Only a finished optimization"):
+        services.run_answer(run=run, answers={"audience": "team leads"})
+    assert OptimizationRun.objects.count() == 1
+
+
+def test_reoptimizing_still_optimizes_the_rewrite_and_keeps_the_answers(owner_client, owner):
+    run = done_run(owner, answers={"audience": "team leads"})
+    owner_client.post(reverse("optimizer:run-reoptimize", args=[run.pk]))
+
+    child = OptimizationRun.objects.get(parent=run)
+    assert child.prompt.text == run.optimized_text and child.settings == run.settings
+
+
+# --- The verdict and the checklist ---------------------------------------------------------------
+
+
+def test_a_rewrite_the_model_judged_worse_says_so_at_the_top_and_offers_the_original(owner_client, owner):
+    run = done_run(owner, scores={"before": {}, "after": {}, "verdict": WORSE})
+    html = page(owner_client, run)
+
+    top = html.index("The model judged this rewrite worse than your original.")
+    assert top < html.index('class="result-head"')
+    banner = html[top : html.index("</form>", top)]
+    assert f'action="{keep_url(run)}"' in banner and 'class="button">Keep my original' in banner
+    assert html.count("Keep my original") == 1  # the prominent offer replaces the quiet one
+    assert "The model judged the rewrite <strong>worse</strong> (confidence high)" in html
+    details = html[html.index('class="verdict-reasons"') :]
+    assert "No contradictions or filler</strong>: your original" in details
+    assert "The rewrite adds filler." in details and "Clear task</strong>: neither" in details
+
+
+@pytest.mark.parametrize(("winner", "word"), [("rewrite", "better"), ("tie", "no different")])
+def test_a_verdict_is_the_headline_with_the_checklist_below(owner_client, owner, winner, word):
+    run = done_run(owner)
+    run.scores["verdict"] = WORSE | {"winner": winner, "confidence": "medium"}
+    run.save(update_fields=["scores"])
+    html = page(owner_client, run)
+
+    headline = html.index(f"The model judged the rewrite <strong>{word}</strong> (confidence medium)")
+    assert headline < html.index("Checklist <span")
+    assert "judged this rewrite worse" not in html
+    assert 'class="button button-quiet">Keep my original' in html
+
+
+def test_without_a_verdict_the_score_is_named_a_checklist_and_links_to_its_criteria(owner_client, owner):
+    run = done_run(owner)
+    html = page(owner_client, run)
+
+    assert "The model judged" not in html
+    head = html[html.index('class="result-head"') : html.index("</div>", html.index('class="result-head"'))]
+    assert "Checklist" in head and f"{run.score_before}</span> → <strong>{run.score_after}" in head
+    assert "<h2>Checklist</h2>" in html and "not a measure of its quality" in html
+    assert f'href="{reverse("optimizer:optimize")}#checklist"' in html
+    assert 'class="button button-quiet">Keep my original' in html  # always offered, quietly
+
+    optimize = owner_client.get(reverse("optimizer:optimize")).content.decode()
+    published = optimize[optimize.index('id="checklist"') :]
+    assert "not a measure of quality" in published
+    for name, weight, what in CRITERIA.values():
+        assert f"<td>{escape(name)}</td><td>{weight}%</td><td>{escape(what)}</td>" in published
+
+
+def test_an_older_run_with_the_models_per_prompt_scores_still_renders(owner_client, owner):
+    old_scores = {
+        side: {"overall": 50, "criteria": []} for side in ("before", "after", "llm_before", "llm_after")
+    }
+    run = done_run(owner, questions=[], scores=old_scores)
+
+    response = owner_client.get(reverse("optimizer:run", args=[run.pk]))
+    assert response.status_code == 200 and "<h2>Checklist</h2>" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("severities", "shown"),
+    [((), True), (("low", "low"), True), (("low", "medium"), False), (("high",), False)],
+)
+def test_a_prompt_with_nothing_serious_is_said_to_be_in_good_shape(owner_client, owner, severities, shown):
+    issues = [{"code": "x", "title": f"Issue {n}", "severity": s, "detail": "", "fix": ""}
+              for n, s in enumerate(severities)]  # fmt: skip
+    run = done_run(owner, diagnosis={"issues": issues, "questions": []})
+
+    assert ("Already in good shape" in page(owner_client, run)) is shown
+
+
+# --- Keep my original ----------------------------------------------------------------------------
+
+
+def test_keep_my_original_makes_the_original_the_prompt_to_copy_and_can_be_undone(owner_client, owner):
+    run = done_run(owner)
+
+    assert owner_client.post(keep_url(run), {"kept": "1"}).status_code == 302
+    assert OptimizationRun.objects.get(pk=run.pk).kept_original
+    html = page(owner_client, run)
+    copy = html.index('data-copy="#original-text"')
+    assert html.count("data-copy=") == 1 and html.index('<pre id="original-text"') > copy
+    original = html[html.index('<pre id="original-text"') :]
+    assert original[original.index(">") + 1 :].startswith(TEXT)
+    assert "Use the rewrite" in html and "Keep my original" not in html
+    history = owner_client.get(reverse("optimizer:history")).content.decode()
+    assert "original kept" in history
+
+    partial = owner_client.post(keep_url(run), {"kept": "0"}, **HTMX).content.decode()
+    assert not OptimizationRun.objects.get(pk=run.pk).kept_original
+    assert 'id="run-panel"' in partial and "<html" not in partial
+    assert 'data-copy="#optimized-text"' in partial and 'id="original-text"' not in partial
+    assert "original kept" not in owner_client.get(reverse("optimizer:history")).content.decode()
+
+
+def test_keeping_the_original_of_an_unfinished_run_is_refused(owner_client, owner):
+    run = services.run_submit(
+        owner=owner,
+        text=TEXT,
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        ),
+    )
+    response = owner_client.post(keep_url(run), {"kept": "1"}, follow=True)
+    assert "no rewrite yet" in response.content.decode()
+    assert not OptimizationRun.objects.get(pk=run.pk).kept_original
+
+
+def test_nobody_answers_or_keeps_another_users_run(client, owner, other_user):
+    run = done_run(owner)
+    client.force_login(other_user)
+
+    assert client.post(answer_url(run), {"answer-audience": "team leads"}).status_code == 404
+    assert client.post(keep_url(run), {"kept": "1"}, **HTMX).status_code == 404
+    assert OptimizationRun.objects.count() == 1 and not OptimizationRun.objects.get().kept_original
+
+
+def test_answer_and_keep_take_posts_only(owner_client, owner):
+    run = done_run(owner)
+    assert owner_client.get(answer_url(run)).status_code == 405
+    assert owner_client.get(keep_url(run)).status_code == 405
+
+
+# --- Export ---------------------------------------------------------------------------------------
+
+
+def test_the_history_export_carries_the_questions_and_the_choice(owner_client, owner):
+    run = done_run(owner, kept_original=True)
+
+    rows = json.loads(b"".join(owner_client.get(reverse("optimizer:history-export-json")).streaming_content))
+    assert rows[0]["questions"] == QUESTIONS and rows[0]["kept_original"] is True
+
+    response = owner_client.get(reverse("optimizer:history-export-csv"))
+    (row,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+    assert row["questions"] == "audience: Who will read the post?\nlength: How long should it be?"
+    assert row["kept_original"] == "True" and row["id"] == str(run.pk)
+
+
+def test_the_admin_lists_and_filters_runs_whose_author_kept_the_original(staff_client, staff_user):
+    kept = done_run(staff_user, kept_original=True)
+    done_run(staff_user, text="Explain tides.")
+
+    response = staff_client.get(
+        reverse("admin:optimizer_optimizationrun_changelist"), {"kept_original__exact": "1"}
+    )
+    assert [run.pk for run in response.context["cl"].result_list] == [kept.pk]
+
+
+def test_a_prompt_handed_back_unchanged_says_so_instead_of_a_verdict(owner_client, owner):
+    tie = {"winner": "tie", "confidence": "high", "criteria": [], "summary": "Unchanged."}
+    run = done_run(owner, optimized_text=TEXT + "\n", scores={"before": {}, "after": {}, "verdict": tie})
+    html = page(owner_client, run)
+
+    assert "Your prompt is returned as it is" in html and "The model judged" not in html
