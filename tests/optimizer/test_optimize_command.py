@@ -23,7 +23,7 @@ def test_optimize_prints_the_prompt_and_a_summary_and_saves_the_run(staff_user, 
     out, err = capsys.readouterr()
     run = OptimizationRun.objects.get()
     assert "{audience}" in out and out.strip() == run.optimized_text.strip()
-    assert err.startswith(f"Score {run.score_before} → {run.score_after} · Built-in engine")
+    assert err.startswith(f"Checklist {run.score_before} → {run.score_after} · Built-in engine")
     assert run.owner == staff_user and run.settings["preset"] == "reasoning" and run.status == "done"
 
 
@@ -46,6 +46,10 @@ def test_optimize_reads_stdin_and_prints_json(staff_user, capsys, monkeypatch):
         (["ok", "--model", "Nobody/none"], "No enabled model 'Nobody/none'"),
         (["ok", "--user", "ghost"], "No user named 'ghost'"),
         (["bad\x00text"], "control character (U+0000)"),
+        (["ok", "--answer", "audience"], "--answer 'audience' is not KEY=VALUE"),
+        (["ok", "--answer", "=team leads"], "--answer '=team leads' is not KEY=VALUE"),
+        (["ok", "--answer", "audience=" + "x" * 501], "--answer audience: This answer is 501 characters"),
+        (["ok", "--answer", "tone=calm\x1b[0m"], "--answer tone: The answer contains a control character"),
     ],
 )
 def test_bad_arguments_get_a_clear_message_and_change_nothing(staff_user, args, message):
@@ -58,3 +62,63 @@ def test_bad_arguments_get_a_clear_message_and_change_nothing(staff_user, args, 
 def test_without_any_user_it_says_how_to_get_one(db):
     with pytest.raises(CommandError, match="No superuser yet"):
         call_command("optimize", "Explain tides.")
+
+
+def test_answers_go_into_the_runs_settings_and_the_json_lists_the_open_questions(staff_user, capsys):
+    call_command(
+        "optimize", "Write a blog post about remote work.", "--json", "--engine", "builtin",
+        "--answer", "audience=team leads", "--answer", "length = about 800 words ", "--answer", "tone=",
+    )  # fmt: skip
+
+    data = json.loads(capsys.readouterr().out)
+    run = OptimizationRun.objects.get()
+    assert run.settings["answers"] == {"audience": "team leads", "length": "about 800 words"}
+    assert data["settings"]["answers"] == run.settings["answers"]
+    assert data["questions"] == run.questions and isinstance(data["questions"], list)
+    assert {"optimized", "score_before", "score_after"} <= set(data)  # scripts read these
+    assert data["optimized"] == run.optimized_text and data["score_after"] == run.score_after
+
+
+def test_without_answers_the_settings_carry_none(staff_user, capsys):
+    call_command("optimize", "Write a blog post about remote work.", "--engine", "builtin")
+    assert "answers" not in OptimizationRun.objects.get().settings
+
+
+@pytest.fixture
+def fake_model(settings, monkeypatch):
+    from optimizer.llm.fake_provider import FakeProvider
+    from tests.optimizer.llm.conftest import SECRET, add_model
+
+    settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
+    monkeypatch.setenv("PO_TEST_KEY", SECRET)
+    server = FakeProvider().start()
+    add_model(server.url, name="OpenAI test")
+    yield server
+    server.stop()
+
+
+QUESTIONS = [
+    {"key": "audience", "question": "Who will read the post?", "why": "It sets the depth.",
+     "examples": ["team leads", "new hires"]},
+    {"key": "length", "question": "How long should it be?", "why": "Posts vary.", "examples": []},
+]  # fmt: skip
+
+
+def test_the_plain_output_lists_the_open_questions_after_the_summary_with_how_to_answer(
+    staff_user, capsys, fake_model
+):
+    design = {
+        "analysis": "A vague request.", "optimized_prompt": "Write a blog post about remote work.",
+        "changes": [], "rejected_issues": [], "questions": QUESTIONS, "skipped_techniques": [],
+    }  # fmt: skip
+    fake_model.enqueue("ok", "ok", {"data": design})
+    call_command("optimize", "Write a blog post about remote work.", "--model", "OpenAI test/gpt-4o-mini")
+
+    out, err = capsys.readouterr()
+    assert out.strip() == "Write a blog post about remote work."  # stdout stays the prompt alone
+    lines = err.splitlines()
+    assert lines[0].startswith("Checklist ")
+    assert "  audience: Who will read the post? (e.g. team leads; new hires)" in lines
+    assert "  length: How long should it be?" in lines
+    assert lines.index("  audience: Who will read the post? (e.g. team leads; new hires)") > 0
+    assert "--answer audience=..." in lines[-1]

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from optimizer import pipeline, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
-from optimizer.forms import prompt_text_validate
+from optimizer.forms import answer_text_validate, prompt_text_validate
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
 
@@ -34,6 +34,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", help="Whose history the run is saved in (default: the first superuser)."
         )
+        parser.add_argument(
+            "--answer", action="append", default=[], metavar="KEY=VALUE",
+            help="An answer to one of the clarifying questions a run lists (repeatable), e.g. "
+            "--answer audience='new hires in support'.",
+        )  # fmt: skip
         parser.add_argument("--title", default="")
         parser.add_argument("--json", action="store_true", help="Print the whole run as JSON.")
 
@@ -56,17 +61,19 @@ class Command(BaseCommand):
             )
         if options["preset"] == "none" and not options["technique"]:
             raise CommandError("--preset none needs at least one --technique.", returncode=2)
+        run_settings = services.run_settings_build(
+            prompt_type=options["type"],
+            preset=options["preset"],
+            techniques=options["technique"],
+            model=self._model(options["engine"], options["model"]),
+            keep_spans=not options["no_keep_spans"],
+            answers=self._answers(options["answer"]),
+        )
         run = services.run_submit(
             owner=self._user(options["user"]),
             text=text,
             title=options["title"],
-            run_settings=services.run_settings_build(
-                prompt_type=options["type"],
-                preset=options["preset"],
-                techniques=options["technique"],
-                model=self._model(options["engine"], options["model"]),
-                keep_spans=not options["no_keep_spans"],
-            ),
+            run_settings=run_settings,
             enqueue=False,
         )
         if run.status == OptimizationRun.Status.QUEUED:
@@ -89,6 +96,22 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError("No superuser yet: run make run once, or pass --user NAME.", returncode=2)
         return user
+
+    def _answers(self, given: list[str]) -> dict[str, str]:
+        answers = {}
+        for item in given:
+            key, sign, value = item.partition("=")
+            if not sign or not key.strip():
+                raise CommandError(
+                    f"--answer {item!r} is not KEY=VALUE. Give the question's key, an equals sign and your "
+                    "answer, e.g. --answer audience='new hires'; the keys are listed after a run.",
+                    returncode=2,
+                )
+            try:
+                answers[key.strip()] = answer_text_validate(value)
+            except ValidationError as error:
+                raise CommandError(f"--answer {key.strip()}: {error.messages[0]}", returncode=2) from None
+        return {key: value for key, value in answers.items() if value}
 
     def _model(self, engine: str, model: str | None) -> str:
         if model:
@@ -119,9 +142,21 @@ class Command(BaseCommand):
             return
         self.stdout.write(run.optimized_text.rstrip("\n"))
         engine = run.get_engine_display() + (f" ({run.provider} / {run.model})" if run.model else "")
-        summary = f"Score {run.score_before} → {run.score_after} · {engine} · cost ${run.cost:.6f}"
+        summary = f"Checklist {run.score_before} → {run.score_after} · {engine} · cost ${run.cost:.6f}"
         if run.cached:
             summary += " · from the result cache"
         if run.degraded_reason:
             summary += f" · degraded: {run.degraded_reason}"
         self.stderr.write(summary)
+        if run.questions:
+            self.stderr.write("\nOpen questions (only you can answer them):")
+            for question in run.questions:
+                examples = "; ".join(question.get("examples", []))
+                self.stderr.write(
+                    f"  {question['key']}: {question['question']}"
+                    + (f" (e.g. {examples})" if examples else "")
+                )
+            first = run.questions[0]["key"]
+            self.stderr.write(
+                f"Answer them by running the same command again with --answer {first}=... (repeatable)."
+            )
