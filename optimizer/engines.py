@@ -18,7 +18,6 @@ from decimal import Decimal
 from optimizer.engine import builtin
 from optimizer.engine.analysis import ISSUE_FIX
 from optimizer.engine.catalogue import TECHNIQUES, TYPES
-from optimizer.engine.rubric import CRITERIA, weighted_overall
 from optimizer.engine.spans import missing_spans
 from optimizer.llm import gateway, routing
 from optimizer.llm.types import LLMRequest, Message
@@ -105,21 +104,6 @@ DESIGN_SCHEMA = _object(
         },
     }
 )
-EVALUATE_SCHEMA = _object(
-    {
-        "criteria": {
-            "type": "array",
-            "items": _object(
-                {
-                    "key": {"type": "string", "enum": list(CRITERIA)},
-                    "score": {"type": "integer", "minimum": 0, "maximum": 100},
-                    "rationale": {"type": "string"},
-                }
-            ),
-        }
-    }
-)
-
 SYSTEM = """\
 You are a prompt engineer. People bring you prompts they wrote for language models, and you help \
 make them work better. Answer only with JSON that matches the given schema.
@@ -259,7 +243,13 @@ _KIND_SIGNS = {
         r"unit tests?|stack trace|compiler?)\b",
         re.I,
     ),
-    "translation": re.compile(r"\btranslat|\btradu(?:c|z|i[rs])|\bübersetz|翻译|翻訳|перев[оеё]д", re.I),
+    "translation": re.compile(
+        r"\btranslators?\b|\btranslat\w*\b[^.\n]{0,80}?\b(?:into|to|from)\s+(?:english|spanish|french|"
+        r"german|portuguese|italian|chinese|japanese|korean|russian|arabic|turkish|hindi|dutch|polish|"
+        r"\w+ language|another language|the target language)\b|\btradu(?:c|z|i[rs])|\bübersetz|翻译|翻訳|"
+        r"перев[оеё]д",
+        re.I,
+    ),
     "image": re.compile(
         r"\b(?:midjourney|stable diffusion|dall-?e|image prompt|photorealistic|8k|4k|octane render|"
         r"unreal engine|cinematic lighting|bokeh)\b",
@@ -339,9 +329,6 @@ class BuiltinEngine:
                 answers=answers,
             )
         )
-
-    def evaluate(self, text: str) -> StageOutcome | None:
-        return None  # the built-in rubric scorer runs on every run anyway
 
     def compare(self, original: str, rewrite: str, prompt_type: str) -> StageOutcome | None:
         return None  # only a model judges the pair; the checklist scores both texts anyway
@@ -433,9 +420,10 @@ class LLMEngine:
         return self._call(
             "deconstruct",
             DECONSTRUCT_SCHEMA,
-            f"Deconstruct this {TYPES[prompt_type]} prompt: its goal, main task verb, the role it gives, the "
-            "audience, its inputs and placeholders, its constraints, the output format it asks for, its "
-            "language, and what information is missing. Use empty strings and lists for what is absent.",
+            f"Deconstruct this {TYPES[prompt_type].lower()} prompt: its goal, main task verb, the role it "
+            "gives, the audience, its inputs and placeholders, its constraints, the output format it asks "
+            "for, its language, and what information is missing. Use empty strings and lists for what is "
+            "absent.",
             text,
             lambda: builtin.deconstruct(text, prompt_type),
             prompt_type=prompt_type,
@@ -447,8 +435,8 @@ class LLMEngine:
         outcome = self._call(
             "diagnose",
             DIAGNOSE_SCHEMA,
-            f"Diagnose this {TYPES[prompt_type]} prompt. First work out what it is for and what a good "
-            "answer to it needs. Then list its real weaknesses: only those that would make a capable "
+            f"Diagnose this {TYPES[prompt_type].lower()} prompt. First work out what it is for and what a "
+            "good answer to it needs. Then list its real weaknesses: only those that would make a capable "
             "model's answer worse than the author wants, not every item below that could apply. For each "
             "give a code from this list (or 'other'), a title, a severity, one sentence of detail that "
             "points at the prompt's own words, and a one-line fix. A prompt that works can have no "
@@ -487,7 +475,7 @@ class LLMEngine:
         outcome = self._call(
             "design",
             DESIGN_SCHEMA,
-            design_instructions(text, prompt_type, deconstruction, diagnosis, techniques, given, keep_spans),
+            _design_instructions(text, prompt_type, deconstruction, diagnosis, techniques, given, keep_spans),
             text,
             fallback,
             prompt_type=prompt_type,
@@ -517,30 +505,6 @@ class LLMEngine:
         )
         return outcome
 
-    def evaluate(self, text: str) -> StageOutcome | None:
-        if self.degraded:
-            return None
-        outcome = self._call(
-            "evaluate",
-            EVALUATE_SCHEMA,
-            "Score this prompt 0-100 on each criterion of the rubric, with a one-sentence rationale each:\n"
-            + "\n".join(
-                f"- {key} ({name}, weight {weight}%): {what}"
-                for key, (name, weight, what) in CRITERIA.items()
-            ),
-            text,
-            lambda: {"criteria": []},
-        )
-        criteria = outcome.data.get("criteria") or []
-        if not criteria:
-            return None
-        scored = {item["key"]: item for item in criteria}
-        outcome.data = {
-            "overall": weighted_overall(list(scored.values())),
-            "criteria": [{**scored[key], "name": CRITERIA[key][0]} for key in CRITERIA if key in scored],
-        }
-        return outcome
-
     def compare(self, original: str, rewrite: str, prompt_type: str) -> StageOutcome | None:
         """The model's blind verdict on the pair: the two texts go out as Prompt A and Prompt B in the
         order the coin chose, and the answer comes back in terms of "original" and "rewrite". None
@@ -565,7 +529,7 @@ class LLMEngine:
             Message("system", JUDGE_SYSTEM),
             Message(
                 "user",
-                f"Compare these two versions of a {TYPES[prompt_type]} prompt.\n\n"
+                f"Compare two versions of the same {TYPES[prompt_type].lower()} prompt.\n\n"
                 "For each criterion, in this order, write your reasoning and say which version is better "
                 f"on it (A, B or tie):\n{criteria}\n\n"
                 "Then give the verdict (A, B or tie), your confidence (low, medium or high), and a summary "
@@ -576,14 +540,14 @@ class LLMEngine:
         needs = routing.Needs("evaluate", len(original) + len(rewrite), prompt_type)
         outcome = self._ask("evaluate", COMPARE_SCHEMA, messages, dict, needs)
         sides = {"A": "original", "B": "rewrite"} if original_is_a else {"A": "rewrite", "B": "original"}
-        verdict = unblind_verdict(outcome.data, {**sides, "tie": "tie"})
+        verdict = _unblind_verdict(outcome.data, {**sides, "tie": "tie"})
         if verdict is None:
             return None
         outcome.data = verdict
         return outcome
 
 
-def unblind_verdict(data: dict, sides: dict[str, str]) -> dict | None:
+def _unblind_verdict(data: dict, sides: dict[str, str]) -> dict | None:
     """The model's answer in terms of the original and the rewrite; None for no usable verdict
     (the built-in fallback answers ``{}``)."""
     if data.get("verdict") not in sides or data.get("confidence") not in ("low", "medium", "high"):
@@ -637,7 +601,7 @@ def prompt_kinds(text: str, prompt_type: str, deconstruction: dict) -> list[str]
     return [kind for kind in KIND_GUIDANCE if kind in found]
 
 
-def design_instructions(
+def _design_instructions(
     text: str,
     prompt_type: str,
     deconstruction: dict,
@@ -650,7 +614,7 @@ def design_instructions(
     answers, the guidance for this kind of prompt, the techniques, and our before/after examples."""
     language = deconstruction.get("language") or "the prompt's own language"
     parts = [
-        f"Improve this {TYPES[prompt_type]} prompt. Work in this order, and write your reasoning in "
+        f"Improve this {TYPES[prompt_type].lower()} prompt. Work in this order, and write your reasoning in "
         "`analysis` before anything else:\n"
         "1. Say what the prompt is for, what kind of prompt it is, and what it already does well.\n"
         "2. Check each candidate issue below against the prompt itself. A first reading found them; it "
@@ -682,8 +646,8 @@ def design_instructions(
     open_questions = [q for q in diagnosis.get("questions") or [] if _slug(q.get("key", "")) not in answers]
     if open_questions:
         parts.append(
-            "Questions for the author that are still open. Do not answer them yourself in the prompt: "
-            "where one matters, leave a place for it in square brackets, and keep it in `questions`.\n"
+            "Questions for the author that are still open. Do not answer them yourself or guess: keep "
+            "each one that still matters in `questions`.\n"
             "<open_questions>\n"
             + "\n".join(f"- {q.get('key', '')}: {q.get('question', '')}" for q in open_questions)
             + "\n</open_questions>"
