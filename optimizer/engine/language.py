@@ -1,198 +1,79 @@
-"""Which natural language a prompt is written in: by script, then by the commonest short words."""
+"""Which natural language a prompt is written in, by py3langid (langid.py's model, shipped inside the
+package: it works offline and is accurate on short texts).
 
+Code, placeholders, URLs and JSON keys say nothing about the author's language, so they are taken
+out before classifying. A guess the model is not sure of, or a text too short to tell, is
+"unknown": the engine then adds no prose of its own.
+"""
+
+import functools
 import re
 
-SCRIPTS: tuple[tuple[str, re.Pattern], ...] = (
-    ("Japanese", re.compile(r"[\u3040-\u30ff]")),
-    ("Korean", re.compile(r"[\uac00-\ud7af]")),
-    ("Chinese", re.compile(r"[\u4e00-\u9fff]")),
-    ("Russian", re.compile(r"[\u0400-\u04ff]")),
-    ("Arabic", re.compile(r"[\u0600-\u06ff]")),
-    ("Hebrew", re.compile(r"[\u0590-\u05ff]")),
-    ("Greek", re.compile(r"[\u0370-\u03ff]")),
-    ("Hindi", re.compile(r"[\u0900-\u097f]")),
-    ("Thai", re.compile(r"[\u0e00-\u0e7f]")),
-)
+UNKNOWN = "unknown"
+SURE = 0.9  # the whole model's probability that settles it
+LIKELY = 0.45  # among the common languages only, for a text too short for the whole model
 
-STOPWORDS: dict[str, frozenset[str]] = {
-    "English": frozenset(
-        [
-            "the",
-            "and",
-            "you",
-            "to",
-            "of",
-            "a",
-            "is",
-            "in",
-            "that",
-            "it",
-            "for",
-            "with",
-            "be",
-            "as",
-            "this",
-            "are",
-            "your",
-            "on",
-            "i",
-            "will",
-        ]
-    ),
-    "Spanish": frozenset(
-        [
-            "el",
-            "la",
-            "de",
-            "que",
-            "y",
-            "en",
-            "los",
-            "se",
-            "del",
-            "las",
-            "un",
-            "por",
-            "con",
-            "una",
-            "para",
-            "es",
-            "como",
-            "más",
-            "pero",
-        ]
-    ),
-    "French": frozenset(
-        [
-            "le",
-            "la",
-            "les",
-            "de",
-            "des",
-            "et",
-            "est",
-            "en",
-            "un",
-            "une",
-            "du",
-            "que",
-            "pour",
-            "dans",
-            "qui",
-            "pas",
-            "vous",
-            "sur",
-            "avec",
-        ]
-    ),
-    "German": frozenset(
-        [
-            "der",
-            "die",
-            "das",
-            "und",
-            "ist",
-            "nicht",
-            "ein",
-            "eine",
-            "zu",
-            "den",
-            "mit",
-            "sie",
-            "ich",
-            "auf",
-            "für",
-            "von",
-            "dem",
-            "des",
-        ]
-    ),
-    "Portuguese": frozenset(
-        [
-            "o",
-            "a",
-            "os",
-            "as",
-            "de",
-            "que",
-            "e",
-            "do",
-            "da",
-            "em",
-            "um",
-            "uma",
-            "para",
-            "com",
-            "não",
-            "por",
-            "se",
-            "na",
-            "no",
-            "você",
-        ]
-    ),
-    "Italian": frozenset(
-        [
-            "il",
-            "lo",
-            "la",
-            "di",
-            "che",
-            "e",
-            "è",
-            "un",
-            "una",
-            "per",
-            "non",
-            "sono",
-            "con",
-            "del",
-            "della",
-            "gli",
-            "le",
-            "si",
-            "ma",
-        ]
-    ),
-    "Dutch": frozenset(
-        [
-            "de",
-            "het",
-            "een",
-            "en",
-            "van",
-            "is",
-            "dat",
-            "niet",
-            "op",
-            "te",
-            "zijn",
-            "voor",
-            "met",
-            "ik",
-            "je",
-            "die",
-        ]
-    ),
-    "Turkish": frozenset(
-        ["ve", "bir", "bu", "için", "da", "de", "ile", "ne", "gibi", "çok", "daha", "olarak", "sen", "ben"]
-    ),
-}
-WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+NAMES = {
+    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese", "it": "Italian",
+    "zh": "Chinese", "ja": "Japanese", "ru": "Russian", "nl": "Dutch", "tr": "Turkish", "pl": "Polish",
+    "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "uk": "Ukrainian", "sv": "Swedish", "da": "Danish",
+    "no": "Norwegian", "fi": "Finnish", "cs": "Czech", "el": "Greek", "he": "Hebrew", "id": "Indonesian",
+    "vi": "Vietnamese", "th": "Thai", "fa": "Persian", "ro": "Romanian", "hu": "Hungarian",
+}  # fmt: skip
+# The languages the engine writes in (its phrases exist in each); any other gets questions only.
+WRITTEN = ("en", "es", "fr", "de", "pt", "it", "zh", "ja", "ru")
+COMMON = (*WRITTEN, "nl", "tr", "pl", "uk", "ko", "ar", "hi", "sv", "id", "vi")
+
+NOISE = re.compile(
+    r"```.*?```|`[^`\n]*`|\{\{.*?\}\}|\$\{[^}]*\}|\{[^{}\n]*\}|\[[^\[\]\n]{0,60}\]|<[^<>\n]{0,60}>|"
+    r"https?://\S+|\"[\w.-]+\"\s*:",
+    re.DOTALL,
+)
+UKRAINIAN_LETTERS = re.compile(r"[іїєґІЇЄҐ]")
+KANA = re.compile(r"[\u3040-\u30ff]")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@functools.cache
+def _identifier(*, common_only: bool = False):
+    from py3langid import langid
+
+    identifier = langid.LanguageIdentifier.from_modelpath(
+        langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True
+    )
+    if common_only:
+        identifier.set_languages(COMMON)
+    return identifier
+
+
+@functools.lru_cache(maxsize=256)
+def detect(text: str) -> str:
+    """The ISO 639-1 code of ``text``'s language, or ``UNKNOWN``."""
+    sample = NOISE.sub(" ", text[:6000])
+    letters = sum(1 for char in sample if char.isalpha())
+    if letters < 3:
+        return UNKNOWN
+    # Scripts that settle it alone (the model confuses Chinese written with a few kana, and
+    # Russian with Ukrainian on a short text).
+    if KANA.search(sample):
+        return "ja"
+    if len(HAN.findall(sample)) > letters * 0.3:
+        return "zh"
+    code, confidence = _identifier().classify(sample)
+    if confidence < SURE:
+        code, confidence = _identifier(common_only=True).classify(sample)
+        if confidence < LIKELY:
+            # Unsure even then: a short text in plain ASCII letters is English far more often than not.
+            return "en" if sample.isascii() else UNKNOWN
+    if code == "uk" and not UKRAINIAN_LETTERS.search(sample):
+        code = "ru"
+    return code
+
+
+def language_name(code: str) -> str:
+    return NAMES.get(code, "an unrecognised language" if code == UNKNOWN else code)
 
 
 def detect_language(text: str) -> str:
-    sample = text[:5000]
-    letters = sum(1 for char in sample if char.isalpha()) or 1
-    for name, pattern in SCRIPTS:
-        if len(pattern.findall(sample)) / letters > 0.2:
-            return name
-    words = [word.lower() for word in WORD.findall(sample)]
-    if not words:
-        return "English"
-    scores = {name: sum(1 for word in words if word in stops) for name, stops in STOPWORDS.items()}
-    best = max(scores, key=scores.get)
-    # English wins ties and near-ties: prompts mix English technical terms into other languages.
-    if best != "English" and scores[best] <= scores["English"] * 1.2:
-        return "English"
-    return best if scores[best] else "English"
+    """The language's English name ("English", "Russian"...), as the deconstruction reports it."""
+    return language_name(detect(text))
