@@ -1,169 +1,92 @@
 """The built-in engine's first two stages: deconstruct a prompt, then diagnose it; and "Auto", which
 picks techniques from the diagnosis and the type, saying why.
 
-Outputs are plain dicts shaped like the LLM engine's structured answers (see ``schemas``), so the
-rest of the pipeline cannot tell the engines apart.
+Both read the prompt through ``reading.read`` (its language, persona, material, what it states), in
+any of the languages the engine knows. Outputs are plain dicts shaped like the LLM engine's
+structured answers (see ``optimizer.engines``), so the rest of the pipeline cannot tell the engines
+apart. An issue is raised only where it applies to this kind of prompt: a persona is not asked for
+an output format, a JSON spec is not asked for a length.
 """
 
 import re
 
+from optimizer.engine import lexicon
 from optimizer.engine.catalogue import TECHNIQUES
-from optimizer.engine.language import detect_language
+from optimizer.engine.language import language_name
+from optimizer.engine.questions import build_questions
+from optimizer.engine.reading import LIST_ITEM, Reading, content_words, read
 from optimizer.engine.spans import protected_spans
-from optimizer.engine.structure import LIST_ITEM, OUTPUT, ROLEPLAY, Parsed, parse
-
-TASK_VERBS = (
-    "act as",
-    "analyze",
-    "analyse",
-    "answer",
-    "assess",
-    "brainstorm",
-    "build",
-    "calculate",
-    "check",
-    "classify",
-    "compare",
-    "compose",
-    "convert",
-    "correct",
-    "create",
-    "critique",
-    "debug",
-    "define",
-    "describe",
-    "design",
-    "develop",
-    "draft",
-    "edit",
-    "evaluate",
-    "explain",
-    "extract",
-    "find",
-    "fix",
-    "generate",
-    "give",
-    "help",
-    "identify",
-    "implement",
-    "improve",
-    "list",
-    "make",
-    "optimize",
-    "outline",
-    "plan",
-    "predict",
-    "prepare",
-    "produce",
-    "proofread",
-    "provide",
-    "recommend",
-    "refactor",
-    "reply",
-    "respond",
-    "review",
-    "rewrite",
-    "solve",
-    "suggest",
-    "summarize",
-    "summarise",
-    "teach",
-    "tell",
-    "test",
-    "translate",
-    "write",
-)
-TASK_VERB = re.compile(r"\b(" + "|".join(re.escape(v) for v in TASK_VERBS) + r")\b", re.IGNORECASE)
-VAGUE = re.compile(
-    r"\b(?:something|stuff|things?|some|somehow|etc|whatever|good|nice|better|interesting|various|"
-    r"a bit|kind of|sort of|maybe|probably|appropriate|relevant|properly)\b",
-    re.IGNORECASE,
-)
-AUDIENCE = re.compile(
-    r"\b(?:for (?:an? |the |my |our )?(?:(?:[\w-]+ )?(?:beginners?|children|kids|students?|developers?|visitors?|"
-    r"tourists?|parents?|adults?|seniors?|"
-    r"engineers?|executives?|managers?|customers?|clients?|experts?|novices?|readers?|users?|"
-    r"audience|team|investors?|patients?|teachers?|professionals?|non-technical \w+))|"
-    r"audience is [^.\n]{1,80}|(?:the )?readers? (?:is|are) [^.\n]{1,80}|who (?:will )?reads? [^.\n]{1,60})",
-    re.IGNORECASE,
-)
-LENGTH = re.compile(
-    r"\b(?:(?:under|at most|no more than|more than|maximum(?: of)?|up to|fewer than|less than|about|around|exactly|"
-    r"within|in) (?:\d+|one|two|three|four|five|ten) (?:words|sentences|paragraphs|characters|lines|"
-    r"tokens|bullets|items|pages)|one (?:sentence|paragraph|line|word)|(?:brief|short|concise|succinct)"
-    r"(?:ly)?|one[- ]liner|single (?:sentence|paragraph|word|line))\b",
-    re.IGNORECASE,
-)
-NEGATIVE = re.compile(r"(?:^|[.;:!?]\s+|\b)(?:do not|don't|dont|never)\b", re.IGNORECASE)
-REASONING = re.compile(
-    r"\b(?:step by step|step-by-step|reason|think (?:through|carefully|aloud)|show your work|explain "
-    r"your reasoning|plan|verify|double-check|check your|sub-problems?)\b",
-    re.IGNORECASE,
-)
-CONFLICTS = (
-    (re.compile(r"\b(?:brief|short|concise|succinct)\b", re.I), re.compile(r"\b(?:detailed|in[- ]depth|comprehensive|thorough|exhaustive)\b", re.I), "brevity and exhaustive detail"),
-    (re.compile(r"\bformal\b", re.I), re.compile(r"\b(?:casual|informal|slang)\b", re.I), "a formal and a casual tone"),
-    (re.compile(r"\bonly (?:reply|respond|answer) with\b|\bnothing else\b", re.I), re.compile(r"\bexplain (?:why|your|each)\b", re.I), "answer-only output and explanations"),
-)  # fmt: skip
 
 ISSUE_FIX = {
     "no-task": ("high", "No clear task", "State in one sentence what the model must do, starting with a verb."),
     "ambiguous": ("medium", "Ambiguous wording", "Replace vague words with concrete requirements."),
     "too-short": ("medium", "Too little to go on", "Add what the answer is for, what to cover, and its form."),
-    "missing-context": ("medium", "Missing context", "Say what the answer is for and any background it needs."),
+    "missing-context": ("low", "Missing context", "Say what the answer is for and any background it needs."),
     "no-role": ("low", "No role", "Name the expertise the task calls for."),
     "no-audience": ("low", "No audience", "Say who will read the answer, to set depth and vocabulary."),
-    "no-output-format": ("high", "No output format", "Say what form the answer takes (list, table, JSON...)."),
-    "unbounded-length": ("medium", "Unbounded length", "Bound the answer's length in words, items or sentences."),
+    "no-output-format": ("medium", "No output format", "Say what form the answer takes (list, table, JSON...)."),
+    "unbounded-length": ("low", "Unbounded length", "Bound the answer's length in words, items or sentences."),
     "conflicting": ("high", "Conflicting instructions", "Decide which instruction wins and say so."),
     "no-examples": ("low", "No examples", "Show one input and the answer you want for it."),
-    "buried-instructions": ("high", "Instructions buried in data", "Put instructions first; wrap data in tags."),
+    "buried-instructions": ("medium", "Instructions buried in data", "Put instructions first; wrap data in tags."),
     "undelimited-data": ("medium", "Data not delimited", "Wrap the material in tags so it is not read as instructions."),
     "negative-instructions": ("low", "Mostly negative instructions", "Say what to do instead of only what not to do."),
-    "no-reasoning": ("medium", "No reasoning support", "Ask for a plan or step-by-step reasoning before the answer."),
-    "wall-of-text": ("medium", "Wall of text", "Split the prompt into sections: role, task, rules, format."),
+    "no-reasoning": ("low", "No reasoning support", "Ask for a plan or step-by-step reasoning before the answer."),
+    "wall-of-text": ("low", "Wall of text", "Break the prompt into paragraphs: the task, the rules, the format."),
     "no-constraints": ("low", "No constraints", "State the rules the answer must follow."),
 }  # fmt: skip
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+(?:'[^\W_]+)?", text)
-
-
 def deconstruct(text: str, prompt_type: str) -> dict:
     """Goal, task verb, role, audience, inputs and placeholders, constraints, output format,
     language and missing information of ``text``."""
-    parsed = parse(text)
-    task_text = parsed.text_of("task") or text
-    verb_match = TASK_VERB.search(parsed.text_of("role") + " " + task_text) or TASK_VERB.search(text)
-    audience = AUDIENCE.search(text)
-    missing = []
-    if not parsed.has("role"):
-        missing.append("role")
-    if not audience:
-        missing.append("audience")
-    if not (parsed.has("output") or OUTPUT.search(text)):
-        missing.append("output format")
-    if not LENGTH.search(text):
-        missing.append("length")
-    if not parsed.has("context"):
-        missing.append("context or purpose")
-    if not parsed.has("examples") and prompt_type in ("data", "coding"):
+    reading = read(text)
+    missing = [
+        name
+        for name, key in (("role", "role"), ("audience", "audience"), ("output format", "format"),
+                          ("length", "length"), ("context or purpose", "purpose"))
+        if not reading.states(key)
+    ]  # fmt: skip
+    if prompt_type in ("data", "coding") and not reading.states("examples"):
         missing.append("examples")
-    first_task = next(iter(parsed.sections["task"]), "") or next(iter(parsed.sections["role"]), "")
+    verb = lexicon.TASK_VERB.search(reading.task) if reading.task else None
     return {
-        "goal": _clip(first_task or text, 240),
-        "task_verb": verb_match.group(1).lower() if verb_match else "",
-        "role": _clip(parsed.text_of("role"), 240),
-        "audience": audience.group(0) if audience else "",
-        "inputs": [_clip(unit, 120) for unit in parsed.sections["input"]],
+        "goal": _clip(reading.task or text, 240),
+        "task_verb": verb.group().strip(" .!?:;\n").lower()[:40] if verb else "",
+        "role": _clip(_first(lexicon.ROLE, text) or (reading.text[:200] if reading.persona else ""), 240),
+        "audience": _clip(_first(lexicon.AUDIENCE, text), 120),
+        "inputs": [f"<{item.tag}> ({item.end - item.start:,} characters)" for item in reading.material],
         "placeholders": [span.text for span in protected_spans(text) if span.kind == "placeholder"][:100],
-        "constraints": [_clip(unit, 200) for unit in parsed.sections["constraints"]][:30],
-        "output_format": _clip(parsed.text_of("output"), 240),
-        "language": detect_language(text),
+        "constraints": [_clip(s, 200) for s in reading.sentences if _is_rule(s)][:30],
+        "output_format": _clip(_sentence_with(lexicon.FORMAT, reading), 240),
+        "language": language_name(reading.language),
         "missing": missing,
     }
+
+
+def _first(pattern: re.Pattern, text: str) -> str:
+    match = pattern.search(text)
+    if not match:
+        return ""
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = min(
+        (p for p in (text.find("\n", match.end()), text.find(". ", match.end())) if p >= 0), default=len(text)
+    )
+    return text[start : end + 1].strip()
+
+
+def _sentence_with(pattern: re.Pattern, reading: Reading) -> str:
+    return next((s for s in reading.sentences if pattern.search(s)), "")
+
+
+RULE = re.compile(
+    r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than)\b", re.I
+)
+
+
+def _is_rule(sentence: str) -> bool:
+    return bool(RULE.search(sentence) or lexicon.NEGATIVE.search(sentence)) and len(sentence) < 300
 
 
 def _clip(text: str, limit: int) -> str:
@@ -177,102 +100,125 @@ def _issue(code: str, detail: str) -> dict:
 
 
 def diagnose(text: str, prompt_type: str, deconstruction: dict) -> dict:
-    """What is wrong with ``text``: issues with a severity and a one-line fix each."""
-    parsed = parse(text)
-    words = _words(text)
-    missing = set(deconstruction["missing"])
-    issues = []
-    if not deconstruction["task_verb"]:
-        issues.append(_issue("no-task", "No instruction verb (write, explain, list...) was found."))
-    vague = sorted({match.group(0).lower() for match in VAGUE.finditer(parsed.text_of("task"))})
-    if len(vague) >= 2:
-        issues.append(_issue("ambiguous", "Vague words: " + ", ".join(vague[:6]) + "."))
-    if len(words) < 12:
-        issues.append(_issue("too-short", f"Only {len(words)} words."))
-    elif "context or purpose" in missing and not parsed.ours:
-        issues.append(_issue("missing-context", "Nothing says what the answer is for or what it builds on."))
-    if "role" in missing:
-        issues.append(_issue("no-role", "The prompt does not say whose expertise to answer with."))
-    roleplay = bool(ROLEPLAY.search(parsed.text_of("role")))
-    if (
-        "audience" in missing
-        and prompt_type in ("general", "creative", "analytical", "technical")
-        and not roleplay
-    ):
-        issues.append(_issue("no-audience", "Nothing says who the answer is for."))
-    if "output format" in missing:
-        issues.append(_issue("no-output-format", "Nothing says what form the answer should take."))
-    if "length" in missing:
-        issues.append(_issue("unbounded-length", "No length is given, so the answer may be any length."))
-    for first, second, what in CONFLICTS:
-        if first.search(text) and second.search(text):
-            issues.append(_issue("conflicting", f"The prompt asks for both {what}."))
-    if "examples" in missing:
-        issues.append(_issue("no-examples", f"{prompt_type.capitalize()} prompts gain from an example."))
-    issues.extend(_data_issues(text, parsed))
-    negatives = len(NEGATIVE.findall(text))
-    if negatives >= 2 and negatives * 2 > len(parsed.sections["constraints"]):
-        issues.append(_issue("negative-instructions", f"{negatives} rules say only what not to do."))
-    if prompt_type in ("analytical", "technical", "coding", "data") and not REASONING.search(text):
-        issues.append(_issue("no-reasoning", "Nothing asks the model to plan or reason before answering."))
-    if len(words) > 150 and not parsed.headed and "\n\n" not in text.strip() and not LIST_ITEM.search(text):
-        issues.append(_issue("wall-of-text", f"{len(words)} words in one block, with no sections or lists."))
-    if not parsed.has("constraints") and not parsed.ours:
-        issues.append(_issue("no-constraints", "The prompt states no rules for the answer."))
+    """What is wrong with ``text``: issues with a severity and a one-line fix each, and the
+    questions only its author can answer."""
+    reading = read(text)
+    issues = [_issue(code, detail) for code, detail in _findings(reading, prompt_type)]
     issues.sort(key=lambda issue: SEVERITY_ORDER[issue["severity"]])
-    return {"issues": issues, "questions": []}
+    codes = {issue["code"] for issue in issues}
+    return {"issues": issues, "questions": build_questions(reading, prompt_type, codes)}
 
 
-def _data_issues(text: str, parsed: Parsed) -> list[dict]:
-    data_units = parsed.sections["input"]
-    if not data_units:
-        return []
-    undelimited = [unit for unit in data_units if not (unit.startswith("```") or unit.startswith("<"))]
-    position = max((text.find(unit) + len(unit) for unit in data_units), default=-1)
-    after = text[position:] if position > 0 else ""
-    if len(_words(after)) >= 5 and TASK_VERB.search(after) and sum(len(u) for u in data_units) > 300:
-        return [_issue("buried-instructions", "Instructions follow a long block of data.")]
-    if undelimited and not parsed.ours:
-        return [_issue("undelimited-data", f"{len(undelimited)} block(s) of input are not set apart.")]
-    return []
+def _findings(reading: Reading, prompt_type: str):
+    spec = reading.structured
+    prose = not spec and not reading.persona
+    if not reading.task and not reading.persona and not spec:
+        yield "no-task", "No sentence asks for something (write, explain, list...)."
+    elif reading.empty_task and not spec:
+        yield "no-task", f"The request “{_clip(reading.task, 60)}” does not say what to do or to what."
+    for what in reading.conflicts:
+        yield "conflicting", f"The prompt asks for both {what}."
+    vague = sorted({m.group().lower() for m in lexicon.VAGUE.finditer(reading.task)})
+    if len(vague) >= 2:
+        yield "ambiguous", "Vague words in the request: " + ", ".join(vague[:6]) + "."
+    if reading.words < 8 and not spec:
+        yield "too-short", f"Only {reading.words} words."
+    elif prose and reading.words < 40 and not reading.states("purpose"):
+        yield "missing-context", "Nothing says what the answer is for or what it builds on."
+    if reading.buried:
+        yield "buried-instructions", "An instruction comes after a long block of material."
+    loose = reading.loose_material
+    if loose:
+        yield (
+            "undelimited-data",
+            "Material to work on is not set apart from the instructions: "
+            + ", ".join(f"<{item.tag}>" for item in loose)
+            + ".",
+        )
+    if prose and not reading.states("format") and not reading.creative_form and reading.task:
+        yield "no-output-format", "Nothing says what form the answer should take."
+    if prose and not reading.states("length") and not reading.states("answer_only") and reading.task:
+        yield "unbounded-length", "No length is given, so the answer may be any length."
+    if (
+        prose
+        and reading.task
+        and prompt_type in ("general", "creative", "analytical", "technical")
+        and not reading.states("audience")
+    ):
+        yield "no-audience", "Nothing says who the answer is for."
+    if (
+        prompt_type in ("data", "coding")
+        and prose
+        and not reading.states("examples")
+        and _transforms(reading)
+    ):
+        yield "no-examples", "An example input and output would fix the form of the answer."
+    if (
+        prompt_type in ("analytical", "technical", "coding", "data")
+        and prose
+        and not reading.states("reasoning")
+        and not reading.states("answer_only")
+        and reading.task
+        and len(content_words(reading.task)) >= 2
+    ):
+        yield "no-reasoning", "Nothing asks the model to plan or reason before answering."
+    negatives = sum(1 for s in reading.sentences if lexicon.NEGATIVE.search(s))
+    if negatives >= 3 and negatives * 2 > len([s for s in reading.sentences if _is_rule(s)]):
+        yield "negative-instructions", f"{negatives} rules say only what not to do."
+    text = reading.text
+    if reading.words > 200 and "\n\n" not in text.strip() and not LIST_ITEM.search(text) and not spec:
+        yield "wall-of-text", f"{reading.words} words in one block, with no paragraphs or lists."
+
+
+TRANSFORM = re.compile(
+    r"\b(?:extract|classify|convert|parse|format|tag|label|categori[sz]e|map|normali[sz]e|transform)\b", re.I
+)
+
+
+def _transforms(reading: Reading) -> bool:
+    return bool(TRANSFORM.search(reading.task))
 
 
 # Which techniques answer which issues; the first one suited to the type is picked.
 REMEDIES = {
-    "no-task": ("decomposition",),
-    "ambiguous": ("clarifying-questions",),
-    "too-short": ("context-priming", "clarifying-questions"),
+    "no-task": (),
+    "ambiguous": ("constraints",),
+    "too-short": ("context-priming",),
     "missing-context": ("context-priming",),
-    "no-role": ("role",),
     "no-audience": ("audience",),
-    "no-output-format": ("json-schema", "meta-prompting", "output-length"),
+    "no-output-format": ("json-schema", "meta-prompting"),
     "unbounded-length": ("output-length",),
     "conflicting": ("constraints",),
     "no-examples": ("few-shot",),
     "buried-instructions": ("delimiters",),
     "undelimited-data": ("delimiters",),
     "negative-instructions": ("positive-instructions",),
-    "no-reasoning": ("test-first", "plan-and-solve", "zero-shot-cot"),
+    "no-reasoning": ("test-first", "zero-shot-cot"),
     "wall-of-text": ("decomposition",),
-    "no-constraints": ("constraints",),
 }
-TYPE_EXTRAS = {"creative": ("tone-style",), "analytical": ("step-back",), "data": ("verification",)}
 
 
-def select_techniques(prompt_type: str, diagnosis: dict) -> list[dict]:
-    """ "Auto": the techniques that answer the diagnosed issues, suited to the type, each with why."""
+def select_techniques(prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:
+    """ "Auto": the techniques that answer the diagnosed issues, suited to the type and to this
+    prompt, each with why."""
+    reading = read(text) if text else None
     chosen: dict[str, str] = {}
     for issue in diagnosis["issues"]:
         for slug in REMEDIES.get(issue["code"], ()):
             technique = TECHNIQUES[slug]
             if prompt_type not in technique.suits:
                 continue
-            if slug == "json-schema" and prompt_type not in ("data",):
-                continue  # JSON only where the answer is data; elsewhere a described structure reads better
+            if slug == "json-schema" and prompt_type != "data":
+                continue  # JSON only where the answer is data; elsewhere the form is asked
+            if slug == "test-first" and not (reading and reading.code_task):
+                continue
             chosen.setdefault(slug, f"{issue['title']}: {technique.effect[0].lower()}{technique.effect[1:]}")
             break
-    needs_work = any(issue["severity"] != "low" for issue in diagnosis["issues"])
-    for slug in TYPE_EXTRAS.get(prompt_type, ()) if needs_work else ():
-        chosen.setdefault(slug, f"Suits {prompt_type} prompts: {TECHNIQUES[slug].effect[0].lower()}"
-                                f"{TECHNIQUES[slug].effect[1:]}")  # fmt: skip
+    if (
+        reading
+        and reading.material
+        and prompt_type in ("analytical", "data", "technical")
+        and not reading.persona
+    ):
+        chosen.setdefault("grounding", "The answer should come from the material the prompt carries.")
     return [{"slug": slug, "reason": reason} for slug, reason in chosen.items()]

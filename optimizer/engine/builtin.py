@@ -4,23 +4,36 @@ from optimizer.engine.analysis import deconstruct, diagnose, select_techniques
 from optimizer.engine.design import design
 from optimizer.engine.rubric import score
 
-VERSION = "builtin-1"  # part of the result-cache key: bump when the engine's output changes
+VERSION = "builtin-2"  # part of the result-cache key: bump when the engine's output changes
 
 __all__ = ["VERSION", "deconstruct", "design", "diagnose", "optimize", "score", "select_techniques"]
 
 
 def optimize(
-    text: str, prompt_type: str, techniques: list[str] | None = None, *, keep_spans: bool = True
+    text: str,
+    prompt_type: str,
+    techniques: list[str] | None = None,
+    *,
+    keep_spans: bool = True,
+    answers: dict | None = None,
 ) -> dict:
     """All four stages at once (``techniques=None`` is "Auto"), for scripts and benchmarks."""
     deconstruction = deconstruct(text, prompt_type)
     diagnosis = diagnose(text, prompt_type, deconstruction)
     chosen = (
-        select_techniques(prompt_type, diagnosis)
+        select_techniques(prompt_type, diagnosis, text)
         if techniques is None
         else [{"slug": slug, "reason": "chosen"} for slug in techniques]
     )
-    result = design(text, prompt_type, deconstruction, [t["slug"] for t in chosen], keep_spans=keep_spans)
+    result = design(
+        text,
+        prompt_type,
+        deconstruction,
+        [t["slug"] for t in chosen],
+        keep_spans=keep_spans,
+        diagnosis=diagnosis,
+        answers=answers,
+    )
     return {
         "deconstruction": deconstruction,
         "diagnosis": diagnosis,

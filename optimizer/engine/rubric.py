@@ -1,190 +1,255 @@
-"""The built-in rubric scorer: seven criteria, each 0-100 with a short rationale, and a weighted
-overall score. It runs on every optimization, whatever the engine, so scores compare across runs.
-The criteria and weights are published on the Optimize page.
+"""The checklist: what a prompt states, criterion by criterion, each crediting evidence in the
+prompt's own words and quoting it. It is a published checklist, not a measure of how well the
+prompt will work: with a language model configured, the model's blind comparison of the original
+and the rewrite is the verdict that counts.
+
+What earns nothing: headings, lines the engine itself adds, generic filler ("You are a helpful
+assistant", "take a deep breath"), and keyword lists that are not sentences. What costs points:
+contradictions and filler. A prompt without a real request scores low whatever surrounds it.
 """
 
 import re
 
-from optimizer.engine.analysis import AUDIENCE, CONFLICTS, LENGTH, NEGATIVE, REASONING, TASK_VERB, VAGUE
-from optimizer.engine.structure import LIST_ITEM, OUTPUT, TAG_BLOCK, parse
+from optimizer.engine import lexicon
+from optimizer.engine.reading import CJK, content_words, read, sentences_of, words_of
+from optimizer.engine.spans import protected_spans
 
 CRITERIA: dict[str, tuple[str, int, str]] = {
     # key: (name, weight in percent, what earns the points)
-    "clarity": ("Clarity", 20, "A task stated with a verb, sentences of readable length, no vague words, no conflicts."),
-    "specificity": ("Specificity", 15, "Concrete details: quantities, named inputs, enough words to pin the task down."),
-    "context": ("Context", 15, "A role, an audience, and what the answer is for."),
-    "structure": ("Structure", 15, "Sections or lists, and data set apart from instructions."),
-    "output_format": ("Output format", 15, "The form of the answer, and a bound on its length."),
-    "constraints": ("Constraints", 10, "Explicit rules, said as what to do."),
-    "examples_reasoning": ("Examples / reasoning", 10, "Examples of the answer, and a request to plan, reason or check."),
+    "task": ("Task", 25, "A request that says what to do and to what, in a real sentence."),
+    "specifics": ("Specifics", 20, "Concrete details in the prompt's own words: quantities, names, quoted terms, placeholders for what varies."),
+    "context": ("Context", 15, "Who the answer is for, what it is for, or the expertise it draws on, stated specifically."),
+    "output": ("Output", 15, "The form the answer takes, and a bound on its length."),
+    "material": ("Material", 10, "Data to work on set apart from the instructions (counted only when the prompt carries material)."),
+    "rules": ("Rules", 10, "Rules or success criteria with content, said as what to do."),
+    "examples_reasoning": ("Examples / reasoning", 5, "An example of the answer, or a request to reason or check the work."),
 }  # fmt: skip
-PURPOSE = re.compile(
-    r"\b(?:the aim|stay in this role|because|so that|in order to|purpose|goal|background|context|will be used|used (?:for|as|in))\b",
-    re.I,
+CONTRADICTION_COST = 15
+FILLER_COST, FILLER_MAX = 5, 20
+NO_TASK_CAP = 35  # without a real request, nothing else makes a prompt good
+
+# Words the checklist itself looks for: a "sentence" made of them is a keyword list, not a prompt.
+RUBRIC_WORDS = frozenset(
+    "role context audience format formatted json yaml table tables bullet bullets list lists step steps reason "
+    "reasoning verify double check examples example constraints constraint must always never only output words "
+    "sentences purpose goal because so that markdown structure sections section rules rule think carefully "
+    "detailed concise brief thorough expert quality task instructions answer response".split()
+)
+RULE = re.compile(
+    r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than|if\b.{3,60}\bthen|"
+    r"if (?:the|a|it|there|you)|say so|unless)\b",
+    re.IGNORECASE,
+)
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?:%|\b)")
+PROPER = re.compile(r"(?<=[a-z,;] )[A-Z][a-zA-Z]{2,}")
+
+
+def _own_phrases() -> re.Pattern:
+    """Every line the engine writes, in every language, as one pattern (with its slots as wildcards)."""
+    tables = [lexicon.MATERIAL_NOTE, *lexicon.TECHNIQUE_LINES.values()]
+    lines = [line for table in tables for line in table.values()]
+    parts = [re.escape(line).replace(r"\{tag\}", r"[\w-]+").replace(r"\{count\}", r"\d+") for line in lines]
+    return re.compile("|".join(parts))
+
+
+OWN = _own_phrases()
+OLD_ENGINE_LINES = re.compile(
+    r"the aim is (?:an answer|an original piece|a correct|a well-supported|working code|output that)|"
+    r"you are (?:a knowledgeable, careful assistant|an? (?:senior|experienced|accomplished|rigorous|patient|careful|skilled) "
+    r"[\w ,-]{0,60}(?:who|$))|structure the answer as: a one-line summary|keep the (?:answer|piece|explanation) under \d+|"
+    r"if something needed is missing or unclear|the readers are (?:non-specialists|developers|analysts|practitioners)|"
+    r"treat it as data, not as instructions",
+    re.IGNORECASE,
 )
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", text)
+def _evidence(text: str) -> list[str]:
+    """The sentences that can earn points: the author's readable sentences, without headings, tags,
+    the engine's own lines and filler."""
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
+            continue
+        stripped = OWN.sub("", stripped)
+        for sentence in sentences_of(stripped):
+            if (
+                OLD_ENGINE_LINES.search(sentence)
+                or lexicon.FILLER.search(sentence)
+                or not _readable(sentence)
+            ):
+                continue
+            kept.append(sentence)
+    return kept
+
+
+def _readable(sentence: str) -> bool:
+    """A sentence, not a list of keywords: it has function words, and not only checklist words."""
+    if CJK.search(sentence):
+        return len(CJK.findall(sentence)) >= 4
+    words = [w.lower() for w in words_of(sentence)]
+    if not words:
+        return False
+    meaningful = [w for w in words if w not in lexicon.FUNCTION_WORDS]
+    if meaningful and sum(w in RUBRIC_WORDS for w in meaningful) / len(meaningful) > 0.6:
+        return False
+    if len(words) >= 8:
+        return sum(w in lexicon.FUNCTION_WORDS for w in words) / len(words) >= 0.12
+    return True
+
+
+def _quote(sentence: str, limit: int = 70) -> str:
+    sentence = " ".join(sentence.split())
+    return "“" + (sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…") + "”"
+
+
+def _substance(sentence: str) -> list[str]:
+    return [w for w in content_words(sentence) if w.lower() not in RUBRIC_WORDS]
 
 
 def score(text: str) -> dict:
-    """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}]}`` for ``text``."""
-    parsed = parse(text)
-    words = _words(text)
-    has = {key: parsed.has(key) for key in parsed.sections}
+    """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}], "penalties": [...]}``."""
+    reading = read(text)
+    evidence = _evidence(text)
     results = {
-        "clarity": _clarity(text, parsed),
-        "specificity": _specificity(text, words, parsed),
-        "context": _context(text, has),
-        "structure": _structure(text, parsed, has),
-        "output_format": _output(text, has),
-        "constraints": _constraints(text, parsed),
-        "examples_reasoning": _examples(text, has),
+        "task": _task(reading, evidence),
+        "specifics": _specifics(text, evidence),
+        "context": _context(reading, evidence),
+        "output": _output(evidence),
+        "material": _material(reading),
+        "rules": _rules(evidence),
+        "examples_reasoning": _examples(evidence),
     }
     criteria = [
         {"key": key, "name": CRITERIA[key][0], "score": max(0, min(100, round(value))), "rationale": why}
-        for key, (value, why) in results.items()
+        for key, result in results.items()
+        if result is not None
+        for value, why in (result,)
     ]
-    return {"overall": weighted_overall(criteria), "criteria": criteria}
+    overall = weighted_overall(criteria)
+    penalties = []
+    for what in reading.conflicts:
+        penalties.append({"points": CONTRADICTION_COST, "why": f"Contradiction: asks for both {what}."})
+    filler = [m.group() for m in lexicon.FILLER.finditer(text) if not OLD_ENGINE_LINES.search(m.group())]
+    if filler:
+        cost = min(FILLER_MAX, FILLER_COST * len(filler))
+        penalties.append(
+            {"points": cost, "why": "Filler: " + ", ".join(_quote(f, 40) for f in filler[:3]) + "."}
+        )
+    overall -= sum(p["points"] for p in penalties)
+    task_score = results["task"][0]
+    if task_score < 50:
+        overall = min(overall, NO_TASK_CAP)
+    return {"overall": max(0, min(100, overall)), "criteria": criteria, "penalties": penalties}
 
 
 def weighted_overall(criteria: list[dict]) -> int:
-    """The weighted mean of the criteria scored (all of them, for the built-in scorer; a model's
-    evaluation may leave some out)."""
-    weights = sum(CRITERIA[item["key"]][1] for item in criteria)
-    return round(sum(item["score"] * CRITERIA[item["key"]][1] for item in criteria) / max(1, weights))
+    """The weighted mean of the criteria scored (a criterion that does not apply is left out)."""
+    weights = sum(CRITERIA[item["key"]][1] for item in criteria if item["key"] in CRITERIA)
+    total = sum(item["score"] * CRITERIA[item["key"]][1] for item in criteria if item["key"] in CRITERIA)
+    return round(total / max(1, weights))
 
 
-def _say(good: list[str], bad: list[str]) -> str:
-    parts = []
-    if good:
-        parts.append("Has " + ", ".join(good) + ".")
-    if bad:
-        parts.append("Lacks " + ", ".join(bad) + ".")
-    return " ".join(parts) or "Nothing to judge."
+def _task(reading, evidence):
+    asking = [s for s in evidence if lexicon.TASK_VERB.search(s)]
+    if reading.persona and not asking:
+        asking = [s for s in evidence if lexicon.PERSONA.search(s)]
+    if not asking:
+        return 0, "No readable sentence asks for something."
+    best = max(asking, key=lambda s: len(_substance(s)))
+    substance = _substance(best)
+    if lexicon.EMPTY_TASK.match(best) or not substance:
+        return 15, f"Asks {_quote(best)}, which does not say what to do or to what."
+    return 40 + min(60, 12 * len(substance)), f"Asks {_quote(best)}."
 
 
-def _clarity(text, parsed):
-    good, bad, points = [], [], 0.0
-    if TASK_VERB.search(text):
-        points += 40
-        good.append("a task verb")
-    else:
-        bad.append("a clear task verb")
-    prose = [s for units in parsed.sections.values() for s in units if not s.startswith(("```", "<"))]
-    lengths = [len(_words(unit)) for unit in prose if "\n" not in unit] or [len(_words(text))]
-    average = sum(lengths) / len(lengths)
-    points += 20 if average <= 25 else max(0, 20 - (average - 25))
-    (good if average <= 25 else bad).append("short sentences" if average <= 25 else "shorter sentences")
-    vague = len(VAGUE.findall(parsed.text_of("task")))
-    points += max(0, 20 - 7 * vague)
-    if vague:
-        bad.append(f"precise wording ({vague} vague word{'s' if vague > 1 else ''})")
-    conflicts = sum(1 for first, second, _ in CONFLICTS if first.search(text) and second.search(text))
-    points += 0 if conflicts else 20
-    if conflicts:
-        bad.append("consistent instructions")
-    return points, _say(good, bad)
+def _specifics(text, evidence):
+    joined = " ".join(evidence)
+    items = []
+    items += [m.group() for m in NUMBER.finditer(joined)][:4]
+    items += [s.text for s in protected_spans(text) if s.kind in ("placeholder", "quoted")][:6]
+    items += PROPER.findall(joined)[:4]
+    distinct = {w.lower() for s in evidence for w in _substance(s)}
+    vague = len(lexicon.VAGUE.findall(joined))
+    points = min(60, 8 * len(dict.fromkeys(items))) + min(40, len(distinct)) - 6 * vague
+    if not items and not distinct:
+        return 0, "No concrete detail."
+    shown = ", ".join(list(dict.fromkeys(items))[:3])
+    why = f"{len(distinct)} distinct content words" + (f"; details such as {shown}" if shown else "")
+    return points, why + (f"; {vague} vague word{'s' if vague != 1 else ''}" if vague else "") + "."
 
 
-def _specificity(text, words, parsed):
-    good, bad, points = [], [], 0.0
-    count = len(words)
-    points += min(45, count * 1.5) if count < 150 else 45
-    (good if count >= 30 else bad).append(f"{count} words of detail" if count >= 30 else "detail (few words)")
-    if re.search(r"\d", text):
-        points += 20
-        good.append("quantities")
-    if parsed.sections["input"] or re.search(r"[{\[<`$]\w", text):
-        points += 20
-        good.append("named inputs")
-    vague = len(VAGUE.findall(text))
-    points += max(0, 15 - 3 * vague)
-    if vague > 2:
-        bad.append("concrete terms in place of vague ones")
-    return points, _say(good, bad)
-
-
-def _context(text, has):
-    good, bad, points = [], [], 0.0
-    for present, value, name in (
-        (has["role"], 35, "a role"),
-        (bool(AUDIENCE.search(text)) or has["context"], 30, "an audience or background"),
-        (bool(PURPOSE.search(text)), 35, "a purpose"),
-    ):
-        points += value if present else 0
-        (good if present else bad).append(name)
-    return points, _say(good, bad)
-
-
-def _structure(text, parsed, has):
-    good, bad, points = [], [], 0.0
-    filled = sum(1 for present in has.values() if present)
-    if parsed.headed:
-        points += 50
-        good.append("sections")
-    elif "\n\n" in text.strip():
-        points += 25
-        good.append("paragraphs")
-        bad.append("labelled sections")
-    else:
-        bad.append("sections")
-    if LIST_ITEM.search(text):
-        points += 20
-        good.append("lists")
-    elif filled >= 3:
-        points += 10
-    inputs = parsed.sections["input"]
-    if not inputs or all(
-        unit.startswith("```") or TAG_BLOCK.match(unit) or unit.startswith("The material") for unit in inputs
-    ):
-        points += 30
-        if inputs:
-            good.append("delimited data")
-    else:
-        bad.append("delimiters around data")
-    return points, _say(good, bad)
-
-
-def _output(text, has):
-    good, bad, points = [], [], 0.0
-    if has["output"] or OUTPUT.search(text):
-        points += 60
-        good.append("an output format")
-    else:
-        bad.append("an output format")
-    if LENGTH.search(text):
-        points += 40
-        good.append("a length bound")
-    else:
-        bad.append("a length bound")
-    return points, _say(good, bad)
-
-
-def _constraints(text, parsed):
-    rules = len(parsed.sections["constraints"])
-    points = {0: 0, 1: 50, 2: 75}.get(rules, 100)
-    negatives = len(NEGATIVE.findall(text))
-    if rules and negatives > rules / 2:
-        points -= 15
-    good = [f"{rules} rule{'s' if rules != 1 else ''}"] if rules else []
-    bad = ([] if rules else ["explicit rules"]) + (
-        ["positive wording"] if rules and negatives > rules / 2 else []
+def _context(reading, evidence):
+    points, found = 0, []
+    audience = next((s for s in evidence if lexicon.AUDIENCE.search(s)), None)
+    if audience:
+        points += 35
+        found.append("the reader in " + _quote(audience, 50))
+    purpose = next((s for s in evidence if lexicon.PURPOSE.search(s) and len(_substance(s)) >= 2), None)
+    if purpose:
+        points += 35
+        found.append("the purpose in " + _quote(purpose, 50))
+    role = next(
+        (
+            s
+            for s in evidence
+            if (lexicon.ROLE.search(" " + s) or lexicon.PERSONA.search(s)) and len(_substance(s)) >= 2
+        ),
+        None,
     )
-    return points, _say(good, bad)
+    if role:
+        points += 30
+        found.append("the expertise in " + _quote(role, 50))
+    return points, (
+        "States " + "; ".join(found) + "."
+    ) if found else "Says nothing specific about who it is for, why, or whose expertise."
 
 
-def _examples(text, has):
-    good, bad, points = [], [], 0.0
-    if has["examples"] or re.search(r"\b(?:for example|e\.g\.|for instance|example)\b", text, re.I):
+def _output(evidence):
+    points, found = 0, []
+    form = next((s for s in evidence if lexicon.FORMAT.search(s)), None)
+    if form:
+        points += 60
+        found.append("the form in " + _quote(form, 50))
+    length = next((s for s in evidence if lexicon.LENGTH.search(s)), None)
+    if length:
+        points += 40
+        found.append("the length in " + _quote(length, 50))
+    return points, (
+        "States " + "; ".join(found) + "."
+    ) if found else "Says neither the form nor the length of the answer."
+
+
+def _material(reading):
+    if not reading.material:
+        return None
+    delimited = [m for m in reading.material if m.delimited]
+    share = len(delimited) / len(reading.material)
+    names = ", ".join(f"<{m.tag}>" for m in reading.material)
+    if share == 1:
+        return 100, f"The material ({names}) is set apart from the instructions."
+    return round(100 * share), f"Material not set apart: {names}."
+
+
+def _rules(evidence):
+    rules = [s for s in evidence if RULE.search(s) and len(_substance(s)) >= 2]
+    if not rules:
+        return 0, "No rule or success criterion with content."
+    negatives = sum(1 for s in rules if lexicon.NEGATIVE.search(s))
+    points = {1: 50, 2: 75}.get(len(rules), 100) - (15 if negatives * 2 > len(rules) else 0)
+    return points, f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, such as {_quote(rules[0], 50)}."
+
+
+def _examples(evidence):
+    points, found = 0, []
+    example = next((s for s in evidence if lexicon.EXAMPLE.search(s) and len(_substance(s)) >= 2), None)
+    if example:
         points += 50
-        good.append("examples")
-    else:
-        bad.append("examples")
-    if REASONING.search(text) or has["approach"] or has["verification"]:
+        found.append("an example in " + _quote(example, 40))
+    reasoning = next((s for s in evidence if lexicon.REASONING.search(s) and len(_substance(s)) >= 1), None)
+    if reasoning:
         points += 50
-        good.append("reasoning or checking support")
-    else:
-        bad.append("reasoning support")
-    return points, _say(good, bad)
+        found.append("reasoning in " + _quote(reasoning, 40))
+    return points, (
+        "Has " + "; ".join(found) + "."
+    ) if found else "No example, no request to reason or check."

@@ -1,0 +1,233 @@
+"""Clarifying questions: what only the author knows (who the answer is for, how long, in what form,
+in what tone, what good looks like) is asked, never invented. At most five, most important first,
+each with why it matters and example answers. An answer comes back as ``answers[key]`` and the
+design stage weaves it in.
+"""
+
+import re
+
+from optimizer.engine import lexicon
+from optimizer.engine.reading import Reading
+
+MAX_QUESTIONS = 5
+ORDER = (
+    "task",
+    "conflict",
+    "purpose",
+    "audience",
+    "format",
+    "length",
+    "tone",
+    "examples",
+    "role",
+    "instead",
+    "success",
+)
+
+# Techniques that need something only the author knows: they become the question on it.
+QUESTION_FOR_TECHNIQUE = {
+    "role": "role",
+    "audience": "audience",
+    "output-length": "length",
+    "tone-style": "tone",
+    "few-shot": "examples",
+    "json-schema": "format",
+    "meta-prompting": "format",
+    "context-priming": "purpose",
+    "emotional-stakes": "purpose",
+    "positive-instructions": "instead",
+    "constraints": "success",
+}
+
+AUDIENCE_EXAMPLES = {
+    "general": ["my colleagues at work", "customers with no technical background", "a curious 12-year-old"],
+    "creative": ["adult readers of literary fiction", "children aged 6 to 8", "my friends on a group chat"],
+    "technical": ["engineers new to this system", "the on-call operations team", "a non-technical manager"],
+    "analytical": ["the leadership team deciding on budget", "analysts who will check the numbers"],
+    "coding": ["developers who will maintain this code", "a beginner learning the language"],
+    "data": ["a script that parses the output", "analysts who will load it into a spreadsheet"],
+}
+FORMAT_EXAMPLES = {
+    "general": ["a numbered list of steps", "three short paragraphs", "a table with one row per option"],
+    "creative": ["free verse in four stanzas", "a 300-word short story", "three alternatives to choose from"],
+    "technical": ["numbered steps with the commands in code blocks", "a short explanation, then a table"],
+    "analytical": ["the conclusion first, then the evidence as bullets", "a table comparing the options"],
+    "coding": ["one code block, then a short explanation", "a diff against the original code"],
+    "data": ["JSON with the fields name, date and amount", "CSV with a header row"],
+}
+LENGTH_EXAMPLES = {
+    "general": ["under 150 words", "one paragraph", "five bullet points"],
+    "creative": ["about 300 words", "14 lines", "under 280 characters"],
+    "technical": ["under 300 words plus the code", "one screen"],
+    "analytical": ["one page", "a one-line verdict, then up to 200 words"],
+    "coding": ["the code only, no explanation", "the code plus at most five lines of explanation"],
+    "data": ["every row of the input, nothing else", "at most 20 records"],
+}
+
+
+def build_questions(reading: Reading, prompt_type: str, issue_codes: set[str]) -> list[dict]:
+    """The questions this prompt leaves open, most important first (at most five)."""
+    keys = []
+    if "no-task" in issue_codes or reading.empty_task:
+        keys.append("task")
+    if reading.conflicts:
+        keys.append("conflict")
+    if "missing-context" in issue_codes or "too-short" in issue_codes:
+        keys.append("purpose")
+    if "no-audience" in issue_codes:
+        keys.append("audience")
+    if "no-output-format" in issue_codes:
+        keys.append("format")
+    if "unbounded-length" in issue_codes:
+        keys.append("length")
+    if _wants_tone(reading, prompt_type):
+        keys.append("tone")
+    if "no-examples" in issue_codes:
+        keys.append("examples")
+    if "ambiguous" in issue_codes:
+        keys.append("success")
+    ordered = sorted(dict.fromkeys(keys), key=ORDER.index)
+    return [q for q in (question_for(key, reading, prompt_type) for key in ordered) if q][:MAX_QUESTIONS]
+
+
+def _wants_tone(reading: Reading, prompt_type: str) -> bool:
+    if reading.states("tone") or reading.persona or reading.structured:
+        return False
+    return prompt_type == "creative" or bool(
+        re.search(r"\b(?:email|letter|post|tweet|message|reply|announcement|ad|copy)\b", reading.task, re.I)
+    )
+
+
+def _task_words(reading: Reading) -> str:
+    task = " ".join(reading.task.split())
+    return task if len(task) <= 90 else task[:89].rstrip() + "…"
+
+
+def question_for(key: str, reading: Reading, prompt_type: str = "general") -> dict | None:
+    task = _task_words(reading)
+    kind = prompt_type if prompt_type in AUDIENCE_EXAMPLES else "general"
+    if key == "task":
+        return _q(
+            key,
+            "What should the model do with this prompt?",
+            "No request was found (or only an empty one such as “Do it.”), so the model would have to guess the job.",
+            [
+                "Summarize it in five bullet points",
+                "Rewrite it for a younger audience",
+                "Find the errors and list them",
+            ],
+        )
+    if key == "conflict":
+        what = reading.conflicts[0] if reading.conflicts else "two instructions"
+        return _q(
+            key,
+            f"The prompt asks for both {what}. Which should win?",
+            "A model given two contradictory instructions picks one at random; you know which one matters.",
+            ["Keep it short: at most 100 words", "Detail matters more than length"],
+        )
+    if key == "purpose":
+        return _q(
+            key,
+            "What is the answer for, and what should it build on?",
+            "The purpose decides what to include and what to leave out; it cannot be guessed from the request alone.",
+            [
+                "A slide for Monday's team meeting",
+                "A first draft I will edit",
+                "To decide between two suppliers",
+            ],
+        )
+    if key == "audience":
+        return _q(
+            key,
+            "Who will read the answer?",
+            "The reader sets the depth, the vocabulary and what can be assumed.",
+            AUDIENCE_EXAMPLES[kind],
+        )
+    if key == "format":
+        about = f" for “{task}”" if task else ""
+        return _q(
+            key,
+            f"What form should the answer take{about}?",
+            "Without a stated form the model picks one; a form you can use directly saves a rewrite.",
+            FORMAT_EXAMPLES[kind],
+        )
+    if key == "length":
+        persona = reading.persona
+        return _q(
+            key,
+            "How long should each reply be?" if persona else "How long should the answer be?",
+            "Without a bound the length drifts; the right one depends on where you will use it.",
+            ["two or three sentences", "under 100 words"] if persona else LENGTH_EXAMPLES[kind],
+        )
+    if key == "tone":
+        return _q(
+            key,
+            "What tone should it have?",
+            "Tone is a choice about your readers and your voice; the model would otherwise default to a generic one.",
+            ["warm and informal", "formal and concise", "playful, with light humour"],
+        )
+    if key == "examples":
+        return _q(
+            key,
+            "Can you give one example input and the output you want for it?",
+            "One real example fixes the form and level of detail better than any description.",
+            [
+                'Input: “2024-03-01, Acme, 120.50” → Output: {"date": "2024-03-01", "vendor": "Acme", "amount": 120.5}'
+            ],
+        )
+    if key == "role":
+        return _q(
+            key,
+            "Whose expertise should the answer draw on?",
+            "A role only helps when it is the right one; you know which experience the task calls for.",
+            _role_examples(reading, kind),
+        )
+    if key == "instead":
+        rule = _negative_rule(reading)
+        return _q(
+            key,
+            f"What should the model do instead of “{rule}”?"
+            if rule
+            else "What should the model do instead of what your rules forbid?",
+            "A rule that says only what not to do leaves the model guessing what to do instead.",
+            ["Use plain words a newcomer knows", "Give the figure and its source"],
+        )
+    if key == "success":
+        return _q(
+            key,
+            "What would make an answer excellent rather than merely acceptable?",
+            "Vague words (good, better, interesting) leave the bar unstated; your criteria make it checkable.",
+            [
+                "Every claim has a source",
+                "A beginner can follow it without looking anything up",
+                "It fits on one slide",
+            ],
+        )
+    return None
+
+
+def _q(key: str, question: str, why: str, examples: list[str]) -> dict:
+    return {"key": key, "question": question, "why": why, "examples": examples}
+
+
+ROLE_HINTS = (
+    (re.compile(r"\b(?:python|javascript|typescript|java|rust|golang|sql|code|function|api|bug|regex)\b", re.I), "a senior software engineer"),
+    (re.compile(r"\b(?:marketing|seo|brand|campaign|advert\w*|copy)\b", re.I), "a marketing copywriter"),
+    (re.compile(r"\b(?:contract|legal|law|clause)\b", re.I), "a contracts lawyer"),
+    (re.compile(r"\b(?:medical|health|symptom|patient)\b", re.I), "a clinician"),
+    (re.compile(r"\b(?:lesson|students?|teach|course)\b", re.I), "an experienced teacher"),
+    (re.compile(r"\b(?:data|dataset|statistic\w*|spreadsheet)\b", re.I), "a data analyst"),
+)  # fmt: skip
+
+
+def _role_examples(reading: Reading) -> list[str]:
+    """Guesses from the prompt's topic, offered as examples of an answer, never written into the prompt."""
+    guesses = [role for pattern, role in ROLE_HINTS if pattern.search(reading.text[:3000])]
+    return [*guesses, "an editor at a newspaper", "a patient tutor"][:3]
+
+
+def _negative_rule(reading: Reading) -> str:
+    for sentence in reading.sentences:
+        if lexicon.NEGATIVE.search(sentence):
+            return sentence if len(sentence) <= 100 else sentence[:99] + "…"
+    return ""

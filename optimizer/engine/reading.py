@@ -1,0 +1,339 @@
+"""What a prompt contains, read once: its language, whether it is a persona with a first request, a
+JSON or YAML body, its own headings, the material it carries (pasted text, rows, a placeholder
+standing for a document) and where that material sits, and what it already states (a task, a
+length, a format, an audience, a purpose).
+
+Every later stage reads this; nothing here changes the text.
+"""
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+
+from optimizer.engine import lexicon
+from optimizer.engine.language import detect
+
+HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
+FENCE = re.compile(r"^```.*?^```[ \t]*$", re.DOTALL | re.MULTILINE)
+TAGGED = re.compile(
+    r"^<(?P<tag>[A-Za-z][\w-]{0,30})>[ \t]*\n.*?\n</(?P=tag)>[ \t]*$", re.DOTALL | re.MULTILINE
+)
+LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,3}[.)])[ \t]+", re.MULTILINE)
+PLACEHOLDER_ALONE = re.compile(
+    r"^[ \t]*(?:\{\{?[^{}\n]{1,60}\}\}?|\[[^\[\]\n]{1,60}\]|<[A-Za-z_][\w .-]{0,40}>|\$\{?\w+\}?)[ \t]*$"
+)
+SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|$)", re.MULTILINE)
+WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+NOT_MATERIAL = re.compile(
+    r"\b(?:rules?|steps?|instructions?|guidelines?|requirements?|format|structure|criteria|questions?|points?|"
+    r"sections?|template|examples?|options?|constraints?|tips|topics?|categories|fields?|columns?|parameters?|"
+    r"reglas|pasos|règles|étapes|regeln|schritte|regras|passos|regole|passi|правил\w*|шаг\w*)\b",
+    re.IGNORECASE,
+)
+# A paragraph after the material that speaks to the model again.
+INSTRUCTS_AGAIN = re.compile(
+    r"(?:now|then|finally|also|next|after that|remember|important|note)\b|" + lexicon.IMPERATIVE.pattern,
+    re.IGNORECASE,
+)
+ALREADY_SET_APART = re.compile(
+    r"[ \t]*(?:<[\w-]+>[ \t]*\n|```|"
+    + "|".join(re.escape(note.split("{tag}")[0]) for note in lexicon.MATERIAL_NOTE.values())
+    + ")"
+)
+ROW_CSV = re.compile(r"^[^,\n]*(?:,[^,\n]*){2,}$")
+ROW_TSV = re.compile(r"^[^\t\n]*(?:\t[^\t\n]*){2,}$")
+ROW_LOG = re.compile(
+    r"^\s*(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?\d{2}:\d{2}:\d{2}|\[?(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b)"
+)
+CODE_TASK = re.compile(
+    r"\b(?:write|implement|create|build|develop|code|generate)\b[^.\n]{0,60}\b(?:function|script|class|program|"
+    r"module|endpoint|api|query|regex|component|cli|test|method|algorithm)\b",
+    re.IGNORECASE,
+)
+CREATIVE_FORM = re.compile(
+    r"\b(?:poem|poetry|haiku|story|stories|song|lyrics|tweet|tweets|email|e-mail|letter|essay|article|blog post|"
+    r"post|caption|slogan|tagline|joke|script|screenplay|limerick|sonnet|speech|toast|headline|bio|image|picture|"
+    r"photo|illustration|logo|poema|cuento|canción|poème|histoire|chanson|gedicht|geschichte|lied|poesia|"
+    r"história|canção|storia|canzone|стих\w*|рассказ\w*|песн\w*|письм\w*)\b|诗|故事|歌|詩|物語",
+    re.IGNORECASE,
+)
+TONE = re.compile(
+    r"\b(?:tone|voice|style|formal|informal|casual|friendly|playful|humorous|funny|serious|warm|professional|"
+    r"tono|estilo|ton|style|stil|tom|тон\w*|стил\w*)\b|语气|口吻|風格|トーン|口調",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Material:
+    """A block of the prompt that is data to work on: ``start:end`` of the text, the tag it gets,
+    and whether the author already set it apart (tags or a code fence)."""
+
+    start: int
+    end: int
+    tag: str
+    delimited: bool
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    language: str  # ISO 639-1 code, or "unknown"
+    words: int
+    structured: bool  # the whole prompt is JSON or YAML: a spec, not prose
+    headed: bool  # Markdown headings of its own
+    persona: bool
+    first_request: str  # the persona's first request, verbatim, or ""
+    task: str  # the first sentence that asks for something, or ""
+    empty_task: bool  # it asks for nothing specific ("Do it.")
+    code_task: bool
+    creative_form: bool  # it names the form of the piece (a poem, an email...)
+    material: tuple[Material, ...] = ()
+    buried: bool = False  # an instruction follows the material
+    conflicts: tuple[str, ...] = ()
+    mentions: frozenset[str] = field(default_factory=frozenset)  # what it states: length, format...
+    sentences: tuple[str, ...] = ()
+
+    def states(self, what: str) -> bool:
+        return what in self.mentions
+
+    @property
+    def loose_material(self) -> tuple[Material, ...]:
+        return tuple(item for item in self.material if not item.delimited)
+
+
+def words_of(text: str) -> list[str]:
+    found = WORD.findall(text)
+    return found + CJK.findall(text) if CJK.search(text) else found
+
+
+def sentences_of(text: str) -> list[str]:
+    return [match.group().strip() for match in SENTENCE.finditer(text) if match.group().strip()]
+
+
+def is_structured(text: str) -> bool:
+    body = text.strip()
+    if body.startswith(("{", "[")):
+        try:
+            json.loads(body)
+        except ValueError:
+            return body.startswith("{") and body.endswith("}") and body.count('":') >= 3
+        return True
+    return body.startswith("---\n") and bool(re.search(r"^\w[\w-]*:", body[4:200], re.MULTILINE))
+
+
+@functools.lru_cache(maxsize=64)
+def read(text: str) -> Reading:
+    """``text`` read once; every stage of one run asks for the same text, so this is cached."""
+    language = detect(text)
+    sentences = sentences_of(text)
+    structured = is_structured(text)
+    persona = bool(lexicon.PERSONA.search(text[:600]))
+    first = lexicon.FIRST_REQUEST.search(text)
+    first_request = text[first.start() :].split("\n\n")[0].strip() if persona and first else ""
+    material = () if structured else _material(text)
+    instructions = _without(text, material)
+    task = next((s for s in sentences_of(instructions) if lexicon.TASK_VERB.search(s)), "")
+    answered = _answer_lines(text)
+    mentions = {
+        name
+        for name, pattern in (
+            ("length", lexicon.LENGTH),
+            ("format", lexicon.FORMAT),
+            ("audience", lexicon.AUDIENCE),
+            ("purpose", lexicon.PURPOSE),
+            ("role", lexicon.ROLE),
+            ("examples", lexicon.EXAMPLE),
+            ("reasoning", lexicon.REASONING),
+            ("answer_only", lexicon.ANSWER_ONLY),
+            ("tone", TONE),
+        )
+        if pattern.search(text)
+    } | answered
+    if persona:
+        mentions.add("role")
+    return Reading(
+        text=text,
+        language=language,
+        words=len(words_of(text)),
+        structured=structured,
+        headed=len(HEADING.findall(text)) >= 2,
+        persona=persona,
+        first_request=first_request,
+        task=task,
+        empty_task=bool(task) and _empty(sentences_of(instructions)),
+        code_task=bool(CODE_TASK.search(text)),
+        creative_form=bool(CREATIVE_FORM.search(task or text[:400])),
+        material=material,
+        buried=_buried(text, material),
+        conflicts=tuple(
+            what for first_, second, what in lexicon.CONFLICTS if first_.search(text) and second.search(text)
+        ),
+        mentions=frozenset(mentions),
+        sentences=tuple(sentences),
+    )
+
+
+def _empty(sentences: list[str]) -> bool:
+    """Every request in it is empty: "Do it.", or a verb with nothing but vague words after it."""
+    asking = [s for s in sentences if lexicon.TASK_VERB.search(s)]
+    return all(lexicon.EMPTY_TASK.match(s) or not content_words(s) for s in asking)
+
+
+def _without(text: str, material: tuple["Material", ...]) -> str:
+    """The text with its material blanked out: what the author instructs."""
+    for item in sorted(material, key=lambda m: m.start, reverse=True):
+        text = text[: item.start] + "\n" + text[item.end :]
+    return text
+
+
+def content_words(sentence: str) -> list[str]:
+    """The words that carry meaning: not function words, not vague words."""
+    return [
+        word
+        for word in words_of(sentence)
+        if word.lower() not in lexicon.FUNCTION_WORDS and not lexicon.VAGUE.fullmatch(word)
+    ][1:]  # the first is the verb itself
+
+
+def _answer_lines(text: str) -> set[str]:
+    """Keys of the author's answers the engine wove in before ("Audience: ..."), in any language."""
+    found = set()
+    for labels in lexicon.ANSWER_LABELS.values():
+        for key, label in labels.items():
+            if re.search(rf"^{re.escape(label)}\s*[:：]", text, re.MULTILINE):
+                found.add(key)
+    return found
+
+
+def _material(text: str) -> tuple[Material, ...]:
+    found: list[Material] = []
+    for pattern in (FENCE, TAGGED):
+        for match in pattern.finditer(text):
+            tag = match.groupdict().get("tag") or "code"
+            found.append(Material(match.start(), match.end(), tag, delimited=True))
+    if len(HEADING.findall(text)) < 2:
+        found += _led_material(text, found)
+        found += _rows(text, found)
+    found.sort(key=lambda item: item.start)
+    return tuple(_unique_tags(found))
+
+
+def _inside(position: int, taken: list[Material]) -> bool:
+    return any(item.start <= position < item.end for item in taken)
+
+
+def _tag_for(lead: str) -> str:
+    for tag, words in lexicon.TAG_NAMES:
+        if re.search(rf"\b(?:{words})", lead, re.IGNORECASE):
+            return tag
+    return "text"
+
+
+def _led_material(text: str, taken: list[Material]) -> list[Material]:
+    """Material announced by a lead-in ("Summarize this review:", "Text:"): from the next line (or
+    after the colon, when the material follows on the same line) to the end of the text, or to an
+    instruction that follows it."""
+    found = []
+    for line in re.finditer(r"^.*$", text, re.MULTILINE):
+        if _inside(line.start(), taken + found) or lexicon.FIRST_REQUEST.search(line.group()):
+            continue
+        inline = re.match(r"^(?P<lead>.{0,160}?[:：])[ \t]+(?P<rest>\S.{59,})$", line.group())
+        lead = inline.group("lead") if inline else line.group()
+        if not lexicon.MATERIAL_LEAD.search(lead.rstrip() if inline else lead) or NOT_MATERIAL.search(lead):
+            continue
+        start = line.start() + inline.start("rest") if inline else _next_content(text, line.end())
+        if start is None or start >= len(text) or ALREADY_SET_APART.match(text, start):
+            continue
+        end = _material_end(text, start)
+        body = text[start:end]
+        if (
+            not inline
+            and LIST_ITEM.match(body)
+            and all(
+                lexicon.TASK_VERB.search(LIST_ITEM.sub("", item))
+                for item in body.splitlines()
+                if item.strip()
+            )
+        ):
+            continue  # a list of instructions, not material
+        if body.strip():
+            tag = "data" if _row_kind(body.strip().split("\n", 1)[0]) else _tag_for(lead)
+            found.append(Material(start, end, tag, delimited=False))
+            break  # one announced block; what follows it is part of it
+    return found
+
+
+def _next_content(text: str, position: int) -> int | None:
+    match = re.compile(r"\S").search(text, position)
+    return None if match is None else text.rfind("\n", 0, match.start()) + 1
+
+
+def _material_end(text: str, start: int) -> int:
+    """The end of the material: the text's end, or the first later paragraph that instructs again
+    ("Answer in French.", "Now ask me...")."""
+    end = len(text.rstrip())
+    for gap in re.finditer(r"\n[ \t]*\n", text[start:end]):
+        paragraph = text[start + gap.end() : end].lstrip()
+        if INSTRUCTS_AGAIN.match(paragraph) and not PLACEHOLDER_ALONE.match(paragraph.split("\n", 1)[0]):
+            return start + gap.start()
+    return end
+
+
+def _rows(text: str, taken: list[Material]) -> list[Material]:
+    """Three or more consecutive lines of CSV, TSV or log after a request: data, not instructions."""
+    found = []
+    lines = list(re.finditer(r"^.*$", text, re.MULTILINE))
+    index = 0
+    while index < len(lines):
+        run = index
+        kind = _row_kind(lines[index].group())
+        while kind and run + 1 < len(lines) and _row_kind(lines[run + 1].group()) == kind:
+            run += 1
+        if (
+            kind
+            and run - index >= 2
+            and not _inside(lines[index].start(), taken)
+            and lines[index].start() > 0
+        ):
+            found.append(
+                Material(lines[index].start(), lines[run].end(), "log" if kind == "log" else "data", False)
+            )
+            index = run + 1
+            continue
+        index += 1
+    return found
+
+
+def _row_kind(line: str) -> str:
+    if ROW_LOG.match(line):
+        return "log"
+    if ROW_TSV.match(line):
+        return "tsv"
+    if ROW_CSV.match(line) and len(line) < 400 and not LIST_ITEM.match(line):
+        return "csv"
+    return ""
+
+
+def _unique_tags(found: list[Material]) -> list[Material]:
+    seen: dict[str, int] = {}
+    named = []
+    for item in found:
+        if item.delimited:
+            named.append(item)
+            continue
+        seen[item.tag] = seen.get(item.tag, 0) + 1
+        tag = item.tag if seen[item.tag] == 1 else f"{item.tag}_{seen[item.tag]}"
+        named.append(Material(item.start, item.end, tag, item.delimited))
+    return named
+
+
+def _buried(text: str, material: tuple[Material, ...]) -> bool:
+    """A long block of material with the instructions after it."""
+    if not material:
+        return False
+    last = max(material, key=lambda item: item.end)
+    after = text[last.end :].strip()
+    return last.end - last.start > 300 and bool(after) and bool(lexicon.TASK_VERB.search(after))
