@@ -4,6 +4,7 @@ the principles, the design's candidates, answers and guidance, and the blind pai
 import pytest
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
+from optimizer import pipeline, services
 from optimizer.engines import (
     JUDGE_CRITERIA,
     BuiltinEngine,
@@ -414,3 +415,42 @@ def test_no_verdict_from_a_degraded_engine_or_the_builtin_one(fake, openai_model
     assert engine.compare(TEXT, REWRITE, "creative") is None
     assert BuiltinEngine().compare(TEXT, REWRITE, "creative") is None
     assert fake.requests == []
+
+
+# --- through the pipeline -------------------------------------------------------------------------
+
+
+def submit(owner, model, answers=None):
+    run_settings = services.run_settings_build(
+        prompt_type="creative",
+        preset="auto",
+        techniques=[],
+        model=str(model.pk),
+        keep_spans=True,
+        answers=answers,
+    )
+    run = services.run_submit(owner=owner, text=TEXT, run_settings=run_settings, enqueue=False)
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_run_whose_verdict_is_malformed_finishes_without_one_and_says_why(fake, openai_model, owner):
+    fake.enqueue("ok", "ok", "ok", "malformed", "malformed")
+
+    run = submit(owner, openai_model)
+
+    assert run.status == "done" and "{hero}" in run.optimized_text
+    assert "verdict" not in run.scores and run.scores["after"]["criteria"]
+    assert run.degraded_reason.startswith("evaluate: OpenAI test/gpt-4o-mini: invalid answer")
+
+
+def test_a_runs_answers_reach_the_models_design_call(fake, openai_model, owner):
+    run = submit(owner, openai_model, answers={"audience": "Children aged 8 to 10"})
+
+    design = next(
+        r["body"] for r in fake.requests if r["body"]["response_format"]["json_schema"]["name"] == "design"
+    )
+    assert "- audience" in design["messages"][-1]["content"].split("<author_answers>\n")[1]
+    assert "Children aged 8 to 10" in design["messages"][-1]["content"]
+    assert run.status == "done" and run.scores["verdict"]["winner"] in ("original", "rewrite", "tie")
