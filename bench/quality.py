@@ -1,11 +1,12 @@
-"""How good the rewrites are: the built-in engine over the 1,529 real prompts, and with ``--llm`` a sample
-through the language-model engine judged blind against the original (`make quality`, issue 12 section D).
+"""How good the rewrites are: the built-in engine over the 1,529 real prompts and, when a language model
+is configured, a sample through the LLM engine judged blind against the original (`make quality`, issue 12
+section D).
 
 Prints a report and writes it as JSON to data/quality-report.json (``--out PATH`` for another file).
 Each figure is a pure function of the original, the output and the run's data, tested on hand-made
 inputs in tests/test_quality_report.py; the targets are the issue's.
 
-    make quality                        the built-in engine over the whole CSV (a minute or two)
+    make quality                        the whole CSV (about two minutes on 2 cores)
     make quality ARGS="--sample 50"     50 prompts (default 20) through the language model, when one is
                                         configured (--llm: fail without one; --no-llm: never)
     make quality ARGS="--first 50"      only the first 50 prompts, for a quick look
@@ -14,6 +15,7 @@ inputs in tests/test_quality_report.py; the targets are the issue's.
 import argparse
 import csv
 import json
+import logging
 import math
 import os
 import re
@@ -226,8 +228,9 @@ def csv_rows(path: Path = PROMPTS_CSV) -> list[dict]:
 
 # --- the built-in engine over the prompts ---------------------------------------------------------
 def _check(value: float, target: float, *, at_most: bool = False) -> dict:
+    """A figure and its target: a share (0-1) to reach, or a count not to exceed (``at_most``)."""
     met = value <= target if at_most else value >= target
-    return {"value": value, "target": f"{'<=' if at_most else '>='} {target}", "met": met}
+    return {"value": value, "target": target, "at_most": at_most, "met": met}
 
 
 def _sample(items: list, count: int = SAMPLES) -> list:
@@ -383,8 +386,13 @@ def _lengths(runs: list[dict]) -> dict:
         if not has_serious_issue(run["result"]["diagnosis"])
     ]
     near = _check(fraction(sum(ratio <= NEAR_LENGTH for ratio in calm), len(calm)) if calm else 1.0, 1.0)
+    unchanged = sum(_output(run).strip() == run["text"].strip() for run in runs)
     return {
-        "length_ratio": {"p50": round(percentile(ratios, 0.5), 2), "p90": round(percentile(ratios, 0.9), 2)},
+        "length_ratio": {
+            "p50": round(percentile(ratios, 0.5), 2),
+            "p90": round(percentile(ratios, 0.9), 2),
+            "unchanged": fraction(unchanged, len(runs)),
+        },
         "no_serious_issue_within_1_25x": near | {"prompts": len(calm)},
     }
 
@@ -526,6 +534,17 @@ def _percent(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
+def _figure_line(name: str, figure: dict, note: str = "") -> str:
+    """Shares print as percentages; counts (whose target is a most, 0) as they are."""
+    shown = _percent if isinstance(figure["value"], float) else str
+    target = f"{'<=' if figure['at_most'] else '>='} {shown(figure['target'])}"
+    return f"{name:<42} {shown(figure['value']):>14}  {target:<10} {_mark(figure):<6}  {note}".rstrip()
+
+
+def _plain_line(name: str, value: str) -> str:
+    return f"{name:<42} {value:>14}"
+
+
 def report_lines(report: dict) -> list[str]:
     """The report as a person reads it: each figure with its target, then the diagnostics."""
     out = [
@@ -543,47 +562,40 @@ def report_lines(report: dict) -> list[str]:
         report["no_serious_issue_within_1_25x"],
         report["stability"],
     )
-    rows = [
-        ("1 text kept in order", _percent(order["value"]), ">= 95%", _mark(order), f"{order['failing']} out"),
-        ("2 most frequent added line", _percent(added["value"]), "<= 10%", _mark(added), ""),
-        (
-            "3 JSON prompts kept whole", _percent(bodies["value"]), "100%", _mark(bodies),
-            f"{bodies['cut']} of {bodies['json_prompts']} cut",
-        ),
-        (
-            "4 non-English prompts given English", str(english["value"]), "0", _mark(english),
+    lengths, gain, questions = report["length_ratio"], report["checklist_gain"], report["questions"]
+    out.append(f"{'figure':<42} {'value':>14}  {'target':<10} {'':<6}  note")
+    out += [
+        _figure_line("1 text kept in order", order, f"{order['failing']} not"),
+        _figure_line("2 most frequent added line", added),
+        _figure_line("3 JSON prompts kept whole", bodies, f"{bodies['cut']} of {bodies['json_prompts']} cut"),
+        _figure_line(
+            "4 non-English prompts given English",
+            english,
             f"of {sum(english['non_english_prompts'].values())} non-English",
         ),
-        ("4 English prompts told another language", str(other["value"]), "0", _mark(other), ""),
-        (
-            "5 first requests fenced as data", str(fenced["value"]), "0", _mark(fenced),
+        _figure_line("4 English prompts told another language", other),
+        _figure_line(
+            "5 first requests fenced as data",
+            fenced,
             f"of {fenced['role_play_with_first_request']} role-play prompts with one",
         ),
-        (
-            "6 own headings kept", _percent(heads["value"]), "100%", _mark(heads),
+        _figure_line(
+            "6 own headings kept",
+            heads,
             f"{heads['rewritten']} of {heads['prompts_with_headings']} rewritten",
         ),
-        (
-            "7 length ratio p50 / p90", f"{report['length_ratio']['p50']} / {report['length_ratio']['p90']}",
-            "", "", "",
+        _plain_line("7 length ratio p50 / p90", f"{lengths['p50']} / {lengths['p90']}")
+        + f"{'':<21}{_percent(lengths['unchanged'])} of outputs are the original unchanged",
+        _figure_line("7 no serious issue: within 1.25x", near, f"of {near['prompts']} prompts"),
+        _plain_line(
+            "8 checklist gain: share / median",
+            f"{_percent(gain['share_with_gain'])} / {gain['median_gain']:+g}",
         ),
-        (
-            "7 no serious issue: within 1.25x", _percent(near["value"]), "100%", _mark(near),
-            f"of {near['prompts']} prompts",
+        _figure_line("9 second pass changes nothing", stable),
+        _plain_line(
+            "10 runs with questions / mean",
+            f"{_percent(questions['share_with_questions'])} / {questions['mean_count']}",
         ),
-        (
-            "8 checklist gain: share / median", f"{_percent(report['checklist_gain']['share_with_gain'])} / "
-            f"{report['checklist_gain']['median_gain']:+g}", "", "", "",
-        ),
-        ("9 second pass changes nothing", _percent(stable["value"]), "100%", _mark(stable), ""),
-        (
-            "10 runs with questions / mean", f"{_percent(report['questions']['share_with_questions'])} / "
-            f"{report['questions']['mean_count']}", "", "", "",
-        ),
-    ]  # fmt: skip
-    out.append(f"{'figure':<42} {'value':>14}  {'target':<7} {'':<6}  note")
-    out += [
-        f"{name:<42} {value:>14}  {target:<7} {mark:<6}  {note}" for name, value, target, mark, note in rows
     ]
 
     out += ["", f"Top {TOP_ADDED} added lines (share of outputs; {_percent(added['outputs_with_additions'])} "
@@ -665,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from django.conf import settings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per model call would bury the report
 
     rows = csv_rows(args.csv)[: args.first]
     limit = settings.PROMPT_MAX_CHARS
