@@ -162,14 +162,15 @@ def _enqueue(run_id: int) -> None:
 
 
 def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
-    """Optimize a run's result again, with the same settings: a new version linked to its parent."""
+    """Optimize a run's result again, with the same settings: a new version linked to its parent. The
+    author's answers are not given again: the result already has them woven in."""
     if run.status != OptimizationRun.Status.DONE:
         raise ValidationError("Only a finished optimization can be optimized again.")
     title = _title_from(run.prompt.title)
     return run_submit(
         owner=run.owner,
         text=run.optimized_text,
-        run_settings=run.settings,
+        run_settings={name: value for name, value in run.settings.items() if name != "answers"},
         title=title if title.endswith("(again)") else f"{title[:110]} (again)",
         tags=run.prompt.tags,
         parent=run,

@@ -165,12 +165,15 @@ def test_answering_a_run_that_has_not_finished_is_refused(owner, db):
     assert OptimizationRun.objects.count() == 1
 
 
-def test_reoptimizing_still_optimizes_the_rewrite_and_keeps_the_answers(owner_client, owner):
+def test_reoptimizing_optimizes_the_rewrite_which_already_carries_the_answers(owner_client, owner):
     run = done_run(owner, answers={"audience": "team leads"})
     owner_client.post(reverse("optimizer:run-reoptimize", args=[run.pk]))
 
     child = OptimizationRun.objects.get(parent=run)
-    assert child.prompt.text == run.optimized_text and child.settings == run.settings
+    assert child.prompt.text == run.optimized_text
+    assert run.settings["answers"] and child.settings == {
+        k: v for k, v in run.settings.items() if k != "answers"
+    }
 
 
 # --- The verdict and the checklist ---------------------------------------------------------------
@@ -327,3 +330,27 @@ def test_a_prompt_handed_back_unchanged_says_so_instead_of_a_verdict(owner_clien
     html = page(owner_client, run)
 
     assert "Your prompt is returned as it is" in html and "The model judged" not in html
+
+
+def test_with_the_builtin_engine_an_answer_is_woven_in_and_its_question_closed(owner_client, owner):
+    run = services.run_submit(
+        owner=owner,
+        text=TEXT,
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        ),
+    )
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.questions, "a bare request leaves what only its author knows open"
+    first = run.questions[0]
+    assert first["question"] in page(owner_client, run)
+
+    owner_client.post(answer_url(run), {f"answer-{first['key']}": "team leads at a small agency"})
+    child = OptimizationRun.objects.get(parent=run)
+    pipeline.run_optimization(run_id=child.pk)
+    child.refresh_from_db()
+
+    assert child.status == "done" and child.prompt.text == TEXT
+    assert "team leads at a small agency" in child.optimized_text
+    assert first["key"] not in [question["key"] for question in child.questions]
