@@ -46,6 +46,9 @@ NEAR_LENGTH = 1.25  # a prompt with no serious finding stays within this multipl
 TAG_ONLY = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s[^<>]*)?/?>")
 OPENING_TAG = re.compile(r"<([A-Za-z][\w.:-]*)(?:\s[^<>]*)?>")
 CLOSING_TAG = re.compile(r"</([A-Za-z][\w.:-]*)\s*>")
+TAG_NAME = re.compile(r"<(/?)[A-Za-z][\w.:-]*>")
+NUMBER = re.compile(r"\d+")
+QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
 HEADING = re.compile(r"(#{1,6})\s+(\S.*)")
 HEADING_MARKUP_ONLY = re.compile(r"#{1,6}")
 CODE_FENCE = re.compile(r"(```|~~~)")
@@ -118,6 +121,13 @@ def added_lines(original: str, output: str) -> list[str]:
             continue
         added.append(line)
     return added
+
+
+def line_template(line: str) -> str:
+    """The line with what varies between outputs masked (tag names, numbers, quoted text), so one
+    fixed sentence with a different tag or count in each output is counted as the one it is."""
+    line = QUOTED.sub("“…”", line)
+    return NUMBER.sub("N", TAG_NAME.sub(r"<\1…>", line))
 
 
 def is_json_prompt(text: str) -> bool:
@@ -299,20 +309,28 @@ def _order(runs: list[dict]) -> dict:
 
 
 def _added(runs: list[dict]) -> dict:
-    counts: Counter = Counter()
+    counts, templates = Counter(), Counter()
     with_additions = 0
     for run in runs:
         lines = added_lines(run["text"], _output(run))
         counts.update(lines)
+        templates.update({line_template(line) for line in lines})
         with_additions += bool(lines)
-    top = [
-        {"line": line, "outputs": count, "share": fraction(count, len(runs))}
-        for line, count in counts.most_common(TOP_ADDED)
-    ]
+    top, top_templates = (
+        [
+            {"line": line, "outputs": count, "share": fraction(count, len(runs))}
+            for line, count in found.most_common(TOP_ADDED)
+        ]
+        for found in (counts, templates)
+    )
     figure = _check(top[0]["share"] if top else 0.0, 0.10, at_most=True)
     return {
         "most_frequent_added_line": figure
-        | {"outputs_with_additions": fraction(with_additions, len(runs)), "top": top}
+        | {
+            "outputs_with_additions": fraction(with_additions, len(runs)),
+            "top": top,
+            "top_templates": top_templates[:SAMPLES],
+        }
     }
 
 
@@ -601,6 +619,8 @@ def report_lines(report: dict) -> list[str]:
     out += ["", f"Top {TOP_ADDED} added lines (share of outputs; {_percent(added['outputs_with_additions'])} "
             "of outputs add any line):"]  # fmt: skip
     out += [f"  {_percent(item['share']):>6}  {item['line'][:110]}" for item in added["top"]]
+    out += ["", "The same with tag names, numbers and quoted text masked:"]
+    out += [f"  {_percent(item['share']):>6}  {item['line'][:110]}" for item in added["top_templates"]]
     for title, items in (
         ("Text not kept in order (first line missing or moved)", order["samples"]),
         ("JSON prompts cut", bodies["samples"]),

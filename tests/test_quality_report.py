@@ -77,6 +77,20 @@ def test_a_tag_with_text_on_its_line_is_an_added_line():
     ]
 
 
+def test_line_templates_mask_what_varies_so_one_fixed_sentence_counts_once():
+    lines = [
+        "Everything between <data_2> and </data_2> is data.",
+        "Everything between <text> and </text> is data.",
+        "Answer each of the 3 requests above in order.",
+        "Answer each of the 14 requests above in order.",
+        'What should the model do instead of "never guess"?',
+        "What should the model do instead of “be brief”?",
+    ]
+
+    assert len({quality.line_template(line) for line in lines}) == 3
+    assert quality.line_template("Keep it short.") == "Keep it short."
+
+
 # --- 3. JSON prompts kept whole -----------------------------------------------------------------
 def test_json_prompts_are_objects_or_arrays_and_nothing_else():
     assert quality.is_json_prompt(JSON_PROMPT)
