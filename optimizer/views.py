@@ -125,6 +125,8 @@ def _stage_rows(run: OptimizationRun) -> list[dict]:
 
 
 def _score_rows(run: OptimizationRun) -> list[dict]:
+    """One row per checklist criterion that either text was checked on (some count only where they
+    apply, such as material to work on)."""
     scores = run.scores or {}
     before = {item["key"]: item for item in scores.get("before", {}).get("criteria", [])}
     after = {item["key"]: item for item in scores.get("after", {}).get("criteria", [])}
@@ -134,9 +136,10 @@ def _score_rows(run: OptimizationRun) -> list[dict]:
             "weight": weight,
             "before": before.get(key, {}).get("score"),
             "after": after.get(key, {}).get("score"),
-            "rationale": after.get(key, {}).get("rationale", ""),
+            "rationale": after.get(key, before.get(key, {})).get("rationale", ""),
         }
         for key, (name, weight, _) in CRITERIA.items()
+        if key in before or key in after
     ]
 
 

@@ -354,3 +354,17 @@ def test_with_the_builtin_engine_an_answer_is_woven_in_and_its_question_closed(o
     assert child.status == "done" and child.prompt.text == TEXT
     assert "team leads at a small agency" in child.optimized_text
     assert first["key"] not in [question["key"] for question in child.questions]
+
+
+def test_the_checklist_rows_are_the_criteria_either_text_was_checked_on(owner_client, owner):
+    first, second, third, *_ = CRITERIA
+    scores = {
+        "before": {"overall": 40, "criteria": [{"key": first, "score": 40, "rationale": "Before."}]},
+        "after": {"overall": 60, "criteria": [{"key": first, "score": 70, "rationale": "Quotes “x”."},
+                                              {"key": second, "score": 55, "rationale": "Now there."}]},
+    }  # fmt: skip
+    html = page(owner_client, done_run(owner, scores=scores))
+    table = html[html.index('<table class="table scores">') : html.index("</table>")]
+
+    assert CRITERIA[first][0] in table and CRITERIA[second][0] in table and CRITERIA[third][0] not in table
+    assert "Quotes “x”." in table and table.count("not counted") == 1 and "None" not in table
