@@ -214,11 +214,18 @@ def select_techniques(prompt_type: str, diagnosis: dict, text: str = "") -> list
                 continue
             chosen.setdefault(slug, f"{issue['title']}: {technique.effect[0].lower()}{technique.effect[1:]}")
             break
+    codes = {issue["code"] for issue in diagnosis["issues"]}
     if (
         reading
-        and reading.material
+        and "undelimited-data" in codes
         and prompt_type in ("analytical", "data", "technical")
         and not reading.persona
     ):
         chosen.setdefault("grounding", "The answer should come from the material the prompt carries.")
+    if not any(issue["severity"] in ("high", "medium") for issue in diagnosis["issues"]):
+        # Nothing serious: a good prompt is left alone; what is missing is only asked.
+        chosen = {slug: why for slug, why in chosen.items() if slug not in WRITES_LINES}
     return [{"slug": slug, "reason": reason} for slug, reason in chosen.items()]
+
+
+WRITES_LINES = ("zero-shot-cot", "test-first", "grounding", "decomposition")

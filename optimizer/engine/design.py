@@ -161,6 +161,8 @@ def _apply(slug: str, draft: _Draft, prompt_type: str) -> str | None:
             return "The prompt asks for the answer only; a reasoning step would contradict it."
     if slug in THINKING and reading.states("reasoning"):
         return "The prompt already asks for reasoning."
+    if slug in THINKING and reading.states("length"):
+        return "The prompt bounds the answer's length; a written-out reasoning step would break the bound."
     if slug == "grounding":
         tags = [item.tag for item in reading.material]
         if not tags:

@@ -73,6 +73,12 @@ IMPERATIVE = re.compile(
     rf"{_PT_VERBS}|{_IT_VERBS}|{_RU_VERBS})\b",
     _I,
 )
+# A question put to the model is a request too ("Which region is declining?").
+QUESTION = re.compile(
+    r"^(?:what|which|how|why|who|when|where|should|is|are|does|do|can|could|would|qué|cuál|cómo|por qué|"
+    r"quel|quelle|comment|pourquoi|was|welche[rs]?|wie|warum|qual|como|quale|come|perché|что|какой|как|почему)\b[^?\n]*\?",
+    _I,
+)
 # An instruction that does nothing on its own ("Do it.", "Help.").
 EMPTY_TASK = re.compile(r"^\W*(?:please\s+)?(?:do it|do this|help|go|start|continue|proceed|begin)\W*$", _I)
 
@@ -109,6 +115,8 @@ LENGTH = re.compile(
     r"minutes?|palabras|frases|oraciones|párrafos|líneas|mots|phrases|paragraphes|lignes|wörter|wörtern|sätze|"
     r"sätzen|absätze|zeilen|palavras|parágrafos|linhas|parole|frasi|paragrafi|righe|слов\w*|предложени\w*|"
     r"абзац\w*|строк\w*)\b"
+    r"|\b(?:at most|no more than|up to|not more than|maximum of)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
+    r"nine|ten|twelve|fifteen|twenty)\b"
     r"|\b(?:brief|briefly|short|concise|concisely|succinct|one-liner|one line|a sentence|single (?:sentence|paragraph|word|line)|"
     r"one (?:sentence|paragraph|word|line|page)|breve|brevemente|corto|court|courte|brièvement|kurz|knapp|"
     r"conciso|concisa|sintetico|кратко|коротк\w+|сжато)\b"
@@ -122,6 +130,7 @@ FORMAT = re.compile(
     r"as a list|in a list|code block|headings?|sections?|step[- ]by[- ]step guide|outline|template|"
     r"only (?:reply|respond|answer|return|output|write|give)|(?:reply|respond|answer|return|output) (?:only|with|in)|"
     r"nothing else|no explanations?|in the format|format(?:ted)?|structure[d]?|schema|"
+    r"most (?:severe|important|relevant|urgent) first|in order of|ranked by|sorted by|one (?:per|for each) line|"
     r"tabla|lista|viñetas|tableau|liste|puces|tabelle|aufzählung|stichpunkte|tabela|tópicos|elenco puntato|"
     r"tabella|elenco|таблиц\w*|списк\w*|формат\w*|маркированн\w*)\b"
     r"|表格|列表|格式|表で|箇条書き|形式|一覧",
@@ -131,7 +140,9 @@ AUDIENCE = re.compile(
     r"\b(?:for (?:an? |the |my |our |your )?(?:(?:[\w-]+ ){0,2}(?:beginners?|children|kids|students?|developers?|"
     r"visitors?|tourists?|parents?|adults?|seniors?|engineers?|executives?|managers?|customers?|clients?|"
     r"experts?|novices?|readers?|users?|audience|team|investors?|patients?|teachers?|professionals?|board|"
-    r"stakeholders?|employees?|colleagues?|recruiters?|followers?|subscribers?|fans?|newcomers?|"
+    r"stakeholders?|employees?|colleagues?|coworkers?|recruiters?|followers?|subscribers?|fans?|newcomers?|"
+    r"grandmother|grandfather|grandparents?|mother|father|mom|mum|dad|parents|boss|wife|husband|partner|"
+    r"friends?|son|daughter|class|landlord|neighbou?rs?|"
     r"non-technical \w+|non-specialists?|laypeople|layperson|general public|everyone|a \d+-year-old)\b)|"
     r"audience|readers? (?:is|are|will)|who (?:will )?reads?|target (?:group|market|readers?)|"
     r"to an? (?:\d+-year-old|child|beginner|non-expert|layperson)|like i'?m (?:five|5|a \w+)|eli5|"
@@ -151,6 +162,10 @@ PURPOSE = re.compile(
     _I,
 )
 ROLE = re.compile(
+    r"\bas (?:an?|the|my|our|your) (?:[\w-]+ ){0,3}(?:engineer|developer|programmer|editor|writer|analyst|manager|teacher|"
+    r"tutor|lawyer|attorney|doctor|physician|nurse|designer|consultant|expert|specialist|reviewer|researcher|"
+    r"scientist|marketer|copywriter|coach|advisor|adviser|architect|accountant|recruiter|officer|strategist|"
+    r"journalist|translator|historian|critic|auditor|planner|mentor|professor|chef)\b|"
     r"(?:^|[.!?]\s+|\n)(?:you are|you're|as an? |your role is|eres|sois|tu es|vous êtes|du bist|sie sind|você é|és um|"
     r"sei un|ты\s*[—–-]|ты\s|вы\s*[—–-]|роль:|role:|你是|您是|あなたは)",
     _I,
@@ -229,7 +244,7 @@ _MATERIAL_NOUN = (
 MATERIAL_LEAD = re.compile(
     rf"(?:^[\s>*_-]*{_MATERIAL_NOUN}(?:\s+\w+)?"
     rf"|\b(?:this|these|the following|following|below|here is|here's|here are|attached|my|the)\s+(?:[\w-]+\s+){{0,2}}{_MATERIAL_NOUN}"
-    rf"(?:\s+(?:below|here|that follows|follows|to (?:summari[sz]e|review|translate|analy[sz]e|check|fix|improve|rewrite)))?"
+    r"(?:\s[^.!?:\n]{0,60})?"
     r"|\b(?:summari[sz]e|translate|review|analy[sz]e|proofread|rewrite|correct|classify|fix|check|improve|explain|"
     r"resume|traduce|analiza|corrige|résume|traduis|analyse|fasse|übersetze|analysiere|resuma|traduza|analise|"
     r"riassumi|traduci|analizza|переведи|проанализируй|исправь|перескажи)\s+(?:this|these|it|the following|below|esto|"
@@ -238,7 +253,7 @@ MATERIAL_LEAD = re.compile(
     rf"|\b{_MATERIAL_NOUN}\s+(?:siguientes?|suivante?s?|ci-dessous|unten|seguintes?|abaixo|seguenti|seguente|qui sotto)"
     rf"|\bследующ\w+\s+{_MATERIAL_NOUN}|{_MATERIAL_NOUN}\s+ниже"
     r"|以下の?(?:文章|テキスト|文|レビュー|メール|データ|コード)|下面的?(?:文本|文章|内容|评论|邮件|数据|代码)|以下(?:文本|内容|文章))"
-    r"\s*[:：]\s*$",
+    r"(?:\s[^.!?:：\n]{0,60})?\s*[:：]\s*$",
     _I,
 )
 TAG_NAMES = (

@@ -180,7 +180,7 @@ def question_for(key: str, reading: Reading, prompt_type: str = "general") -> di
             key,
             "Whose expertise should the answer draw on?",
             "A role only helps when it is the right one; you know which experience the task calls for.",
-            _role_examples(reading, kind),
+            _role_examples(reading),
         )
     if key == "instead":
         rule = _negative_rule(reading)

@@ -135,7 +135,10 @@ def read(text: str) -> Reading:
     first_request = text[first.start() :].split("\n\n")[0].strip() if persona and first else ""
     material = () if structured else _material(text)
     instructions = _without(text, material)
-    task = next((s for s in sentences_of(instructions) if lexicon.TASK_VERB.search(s)), "")
+    task = next(
+        (s for s in sentences_of(instructions) if lexicon.TASK_VERB.search(s) or lexicon.QUESTION.match(s)),
+        "",
+    )
     answered = _answer_lines(text)
     mentions = {
         name
@@ -178,7 +181,7 @@ def read(text: str) -> Reading:
 
 def _empty(sentences: list[str]) -> bool:
     """Every request in it is empty: "Do it.", or a verb with nothing but vague words after it."""
-    asking = [s for s in sentences if lexicon.TASK_VERB.search(s)]
+    asking = [s for s in sentences if lexicon.TASK_VERB.search(s) or lexicon.QUESTION.match(s)]
     return all(lexicon.EMPTY_TASK.match(s) or not content_words(s) for s in asking)
 
 
