@@ -218,4 +218,3 @@ def _clip(text: str, length: int) -> str:
 def _in_stage_order(selections: dict) -> list[dict]:
     """A list, as JSON objects do not keep their order in PostgreSQL."""
     return [{"stage": stage, **selections[stage]} for stage in OptimizationRun.STAGES if stage in selections]
-
