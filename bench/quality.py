@@ -497,7 +497,7 @@ def llm_report(rows: list[dict], *, sample: int, limit: int) -> dict:
         engine = LLMEngine(model=None, user_id=None, run_id=None)
         deconstruction = engine.deconstruct(text, prompt_type)
         diagnosis = engine.diagnose(text, prompt_type, deconstruction.data)
-        techniques = [item["slug"] for item in chosen_techniques({}, prompt_type, diagnosis.data)]
+        techniques = [item["slug"] for item in chosen_techniques({}, prompt_type, diagnosis.data, text)]
         design = engine.design(
             text, prompt_type, deconstruction.data, diagnosis.data, techniques, keep_spans=True
         )

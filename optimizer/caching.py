@@ -28,6 +28,7 @@ RESULT_FIELDS = (
     "techniques",
     "optimized_text",
     "changes",
+    "questions",
     "scores",
     "score_before",
     "score_after",

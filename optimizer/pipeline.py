@@ -80,10 +80,11 @@ def run_optimization(*, run_id: int) -> None:
         )
 
 
-def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict) -> list[dict]:
+def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:
+    """The techniques a run applies: Auto's (which read the prompt itself), a preset's, and those picked."""
     preset = run_settings.get("preset", "auto")
     if preset == "auto":
-        chosen = select_techniques(prompt_type, diagnosis)
+        chosen = select_techniques(prompt_type, diagnosis, text)
     elif preset in PRESETS:
         chosen = [
             {"slug": slug, "reason": f"Part of the {PRESETS[preset][0]} preset."}
@@ -139,7 +140,7 @@ def _pipeline(run: OptimizationRun) -> None:
         if not engine.degraded:
             caching.analysis_set(analysis_key, {"deconstruction": deconstruction, "diagnosis": diagnosis})
 
-    chosen = chosen_techniques(run.settings, prompt_type, diagnosis)
+    chosen = chosen_techniques(run.settings, prompt_type, diagnosis, text)
     since = progress.stage("design")
     design = engine.design(
         text,

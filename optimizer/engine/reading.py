@@ -42,6 +42,7 @@ ALREADY_SET_APART = re.compile(
     + "|".join(re.escape(note.split("{tag}")[0]) for note in lexicon.MATERIAL_NOTE.values())
     + ")"
 )
+STRUCTURE_LINE = re.compile(r"[ \t]*(?:[-*•+]|\d{1,3}[.)]|#{1,6}|\|)[ \t]")
 ROW_CSV = re.compile(r"^[^,\n]*(?:,[^,\n]*){2,}$")
 ROW_TSV = re.compile(r"^[^\t\n]*(?:\t[^\t\n]*){2,}$")
 ROW_LOG = re.compile(
@@ -252,20 +253,11 @@ def _led_material(text: str, taken: list[Material]) -> list[Material]:
             continue
         end = _material_end(text, start)
         body = text[start:end]
-        if (
-            not inline
-            and LIST_ITEM.match(body)
-            and all(
-                lexicon.TASK_VERB.search(LIST_ITEM.sub("", item))
-                for item in body.splitlines()
-                if item.strip()
-            )
-        ):
-            continue  # a list of instructions, not material
+        if not inline and STRUCTURE_LINE.match(body):
+            continue  # a list, a heading or a table after a lead-in is the author's structure, not material
         if body.strip():
             tag = "data" if _row_kind(body.strip().split("\n", 1)[0]) else _tag_for(lead)
             found.append(Material(start, end, tag, delimited=False))
-            break  # one announced block; what follows it is part of it
     return found
 
 

@@ -116,6 +116,7 @@ def test_a_result_cache_hit_completes_at_once_without_a_task_or_cost(
     assert again.status == "done" and again.cached and again.cost == 0
     assert again.optimized_text == first.optimized_text
     assert again.score_after == first.score_after
+    assert first.questions and again.questions == first.questions  # the author is asked the same
 
 
 def test_a_cache_miss_enqueues_one_task(owner, django_capture_on_commit_callbacks):
@@ -406,3 +407,16 @@ def test_cache_tier_stats_count_hits_and_misses_of_each_tier(owner):
     pipeline.run_optimization(run_id=other.pk)  # result miss, analysis hit
 
     assert cache_tier_stats() == {"result": {"hits": 1, "misses": 2}, "analysis": {"hits": 1, "misses": 1}}
+
+
+def test_auto_reads_the_prompt_itself_to_ground_an_answer_in_its_material(owner):
+    text = (
+        "Which region's sales are falling? Answer in one sentence.\nregion,q1,q2\nnorth,100,80\nsouth,50,70"
+    )
+    run = submit(owner, text=text, prompt_type="analytical")
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    applied = {item["slug"] for item in run.techniques if item["applied"]}
+    assert {"delimiters", "grounding"} <= applied
+    assert "Base the answer only on what is inside <data>" in run.optimized_text
