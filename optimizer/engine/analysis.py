@@ -110,9 +110,9 @@ def diagnose(text: str, prompt_type: str, deconstruction: dict) -> dict:
 
 
 def _findings(reading: Reading, prompt_type: str):
-    spec = reading.structured
+    spec = reading.structured or reading.image  # a spec or an image description: its form is given
     prose = not spec and not reading.persona
-    if not reading.task and not reading.persona and not spec:
+    if not reading.task and not reading.persona and not spec and reading.words < 60:
         yield "no-task", "No sentence asks for something (write, explain, list...)."
     elif reading.empty_task and not spec:
         yield "no-task", f"The request “{_clip(reading.task, 60)}” does not say what to do or to what."
@@ -135,7 +135,13 @@ def _findings(reading: Reading, prompt_type: str):
             + ", ".join(f"<{item.tag}>" for item in loose)
             + ".",
         )
-    if prose and not reading.states("format") and not reading.creative_form and reading.task:
+    if (
+        prose
+        and not reading.states("format")
+        and not reading.creative_form
+        and not _prose_length(reading)
+        and reading.task
+    ):
         yield "no-output-format", "Nothing says what form the answer should take."
     if prose and not reading.states("length") and not reading.states("answer_only") and reading.task:
         yield "unbounded-length", "No length is given, so the answer may be any length."
@@ -162,12 +168,23 @@ def _findings(reading: Reading, prompt_type: str):
         and len(content_words(reading.task)) >= 2
     ):
         yield "no-reasoning", "Nothing asks the model to plan or reason before answering."
-    negatives = sum(1 for s in reading.sentences if lexicon.NEGATIVE.search(s))
+    negatives = sum(1 for s in reading.sentences if lexicon.PROHIBITION.match(s))
     if negatives >= 3 and negatives * 2 > len([s for s in reading.sentences if _is_rule(s)]):
         yield "negative-instructions", f"{negatives} rules say only what not to do."
     text = reading.text
     if reading.words > 200 and "\n\n" not in text.strip() and not LIST_ITEM.search(text) and not spec:
         yield "wall-of-text", f"{reading.words} words in one block, with no paragraphs or lists."
+
+
+PROSE_LENGTH = re.compile(
+    r"\b(?:sentences?|paragraphs?|words?|lines?|characters?|frases|phrases|sätze|frasi|предложени\w*)\b", re.I
+)
+
+
+def _prose_length(reading: Reading) -> bool:
+    """A length in sentences, paragraphs or words already says the answer is prose."""
+    match = lexicon.LENGTH.search(reading.text)
+    return bool(match and PROSE_LENGTH.search(match.group()))
 
 
 TRANSFORM = re.compile(
@@ -193,8 +210,8 @@ REMEDIES = {
     "buried-instructions": ("delimiters",),
     "undelimited-data": ("delimiters",),
     "negative-instructions": ("positive-instructions",),
-    "no-reasoning": ("test-first", "zero-shot-cot"),
-    "wall-of-text": ("decomposition",),
+    "no-reasoning": ("test-first",),  # a generic "think step by step" is added only when picked
+    "wall-of-text": (),
 }
 
 

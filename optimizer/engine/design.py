@@ -142,7 +142,9 @@ def _apply(slug: str, draft: _Draft, prompt_type: str) -> str | None:
         key = QUESTION_FOR_TECHNIQUE[slug]
         if slug == "constraints" and reading.conflicts:
             key = "conflict"
-        if slug == "positive-instructions" and not lexicon.NEGATIVE.search(reading.text):
+        if slug == "positive-instructions" and not any(
+            lexicon.PROHIBITION.match(x) for x in reading.sentences
+        ):
             return "The prompt has no 'do not' rule to turn around."
         if reading.states(key) and key not in draft.answers:
             return f"The prompt already states its {key}."
@@ -236,6 +238,8 @@ def _weave_answers(draft: _Draft) -> None:
 
 def _render(draft: _Draft) -> str:
     text = draft.reading.text
+    if not (draft.wraps or draft.before or draft.after):
+        return text  # nothing added: the author's prompt exactly as it came
     body = text
     for item in sorted(draft.wraps, key=lambda m: m.start, reverse=True):
         inner = text[item.start : item.end].strip("\n")

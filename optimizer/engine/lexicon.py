@@ -19,7 +19,9 @@ _EN_VERBS = (
     "proofread|provide|recommend|refactor|reply|respond|review|rewrite|solve|suggest|summari[sz]e|teach|tell|"
     "test|translate|write|draw|paint|render|show|turn|transform|simulate|play|pretend|imagine|guide|"
     "rate|rank|score|grade|detect|convert|format|parse|map|plot|tag|label|sort|filter|count|estimate|"
-    "propose|name|choose|select|decide|determine|investigate|research|discuss|argue|justify|prove|verify"
+    "propose|name|choose|select|decide|determine|investigate|research|discuss|argue|justify|prove|verify|"
+    "ask|use|keep|include|avoid|follow|start|end|begin|stay|stop|remember|ensure|focus|mention|return|output|"
+    "print|read|treat|assume|wait|greet|introduce|offer|end"
 )
 _ES_VERBS = (
     "escribe|escriba|redacta|crea|cree|genera|explica|resume|resuma|traduce|analiza|dame|da|haz|describe|"
@@ -30,7 +32,8 @@ _FR_VERBS = (
     "écris|écrivez|rédige|rédigez|crée|créez|génère|générez|explique|expliquez|résume|résumez|traduis|"
     "traduisez|analyse|analysez|donne|donnez|fais|faites|décris|décrivez|liste|listez|propose|proposez|"
     "corrige|corrigez|vérifie|vérifiez|identifie|identifiez|compare|comparez|calcule|calculez|agis|agissez|"
-    "aide-moi|aidez-moi|réponds|répondez|prépare|préparez|conçois|concevez|élabore|élaborez|je veux que"
+    "aide-moi|aidez-moi|réponds|répondez|prépare|préparez|conçois|concevez|élabore|élaborez|présente|présentez|"
+    "indique|indiquez|je veux que"
 )
 _DE_VERBS = (
     "schreib|schreibe|schreiben sie|erstelle|erstellen sie|erkläre|erklären sie|fasse|fassen sie|übersetze|"
@@ -131,7 +134,8 @@ FORMAT = re.compile(
     r"only (?:reply|respond|answer|return|output|write|give)|(?:reply|respond|answer|return|output) (?:only|with|in)|"
     r"nothing else|no explanations?|in the format|format(?:ted)?|structure[d]?|schema|"
     r"most (?:severe|important|relevant|urgent) first|in order of|ranked by|sorted by|one (?:per|for each) line|"
-    r"tabla|lista|viñetas|tableau|liste|puces|tabelle|aufzählung|stichpunkte|tabela|tópicos|elenco puntato|"
+    r"columns?|rows?|tabla|lista|viñetas|tableau|colonnes?|liste|puces|tabelle|spalten|aufzählung|stichpunkte|"
+    r"tabela|colunas|tópicos|elenco puntato|colonne|"
     r"tabella|elenco|таблиц\w*|списк\w*|формат\w*|маркированн\w*)\b"
     r"|表格|列表|格式|表で|箇条書き|形式|一覧",
     _I,
@@ -188,6 +192,10 @@ NEGATIVE = re.compile(
     r"n'utilise pas|jamais|nicht|niemals|keine?|não|nunca|non|mai|не\s|никогда)\b|不要|禁止|しないで",
     _I,
 )
+# A sentence that only forbids ("Do not...", "Never..."): the one form worth turning around.
+PROHIBITION = re.compile(
+    r"^\W*(?:do not|don't|dont|never|avoid|no debes|nunca|ne jamais|nie|niemals|não|non)\b", _I
+)
 VAGUE = re.compile(
     r"\b(?:something|stuff|things?|somehow|etc|whatever|good|nice|better|interesting|various|a bit|"
     r"kind of|sort of|maybe|probably|appropriate|relevant|properly|amazing|awesome|great)\b",
@@ -206,13 +214,17 @@ FILLER = re.compile(
     r"who writes correct, readable code|the readers are non-specialists who want)\b",
     _I,
 )
+# Two instructions about the answer that cannot both hold. Each side names the answer itself
+# ("keep it brief", "a detailed answer"): the words alone ("a brief summary of each detailed
+# section") say nothing against each other.
+_ANSWER = r"(?:answer|answers|response|responses|reply|replies|explanation|it|them|output|text)"
 CONFLICTS: tuple[tuple[re.Pattern, re.Pattern, str], ...] = (
-    (re.compile(r"\b(?:brief|short|concise|succinct|breve|court|kurz|кратко)\b", _I),
-     re.compile(r"\b(?:detailed|in[- ]depth|comprehensive|thorough|exhaustive|detallado|détaillé|ausführlich|подробн\w+)\b", _I),
+    (re.compile(rf"\b(?:be (?:brief|concise|short|succinct)|keep (?:it|the {_ANSWER}|your {_ANSWER}|{_ANSWER}) (?:brief|short|concise)|(?:brief|short|concise) {_ANSWER})\b", _I),
+     re.compile(rf"\b(?:be (?:detailed|thorough|comprehensive|exhaustive)|(?:detailed|comprehensive|exhaustive|in-depth|thorough) {_ANSWER}|(?:answer|explain|respond) in (?:great |full )?detail)\b", _I),
      "brevity and exhaustive detail"),
-    (re.compile(r"\bformal\b", _I), re.compile(r"\b(?:casual|informal|slang)\b", _I), "a formal and a casual tone"),
+    (re.compile(r"\b(?:formal tone|be formal|formal register|formally)\b", _I), re.compile(r"\b(?:casual tone|be casual|informal tone|use slang|casually)\b", _I), "a formal and a casual tone"),
     (re.compile(r"\bonly (?:reply|respond|answer|return|output) with\b|\bnothing else\b|\bno explanations?\b", _I),
-     re.compile(r"\bexplain (?:why|your|each|the reasoning)\b", _I), "answer-only output and explanations"),
+     re.compile(r"\bexplain (?:why|your (?:answer|reasoning|choice)|each (?:answer|choice|step))\b", _I), "answer-only output and explanations"),
 )  # fmt: skip
 ANSWER_ONLY = re.compile(
     r"\b(?:only (?:reply|respond|answer|return|output|write|give)|nothing else|no explanations?|"
@@ -233,8 +245,7 @@ FUNCTION_WORDS = frozenset(
 )
 _MATERIAL_NOUN = (
     r"(?:text|review|reviews|email|e-mail|article|document|transcript|message|notes|data|dataset|log|logs|code|"
-    r"snippet|essay|paragraph|passage|story|letter|report|feedback|comments?|input|content|excerpt|abstract|"
-    r"rows|table|csv|function|script|sentence|sentences|conversation|chat|post|description|profile|resume|cv|"
+    r"snippet|essay|passage|letter|report|feedback|comments?|excerpt|abstract|rows|csv|function|"
     r"texto|reseña|correo|artículo|documento|datos|mensaje|texte|avis|courriel|données|bewertung|artikel|"
     r"dokument|daten|nachricht|avaliação|artigo|dados|mensagem|testo|recensione|articolo|dati|messaggio|"
     r"текст|отзыв|письмо|статья|статью|документ|данные|сообщение)"

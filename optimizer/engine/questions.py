@@ -98,14 +98,10 @@ def _wants_tone(reading: Reading, prompt_type: str) -> bool:
     )
 
 
-def _task_words(reading: Reading) -> str:
-    task = " ".join(reading.task.split())
-    return task if len(task) <= 90 else task[:89].rstrip() + "…"
-
-
 def question_for(key: str, reading: Reading, prompt_type: str = "general") -> dict | None:
-    task = _task_words(reading)
     kind = prompt_type if prompt_type in AUDIENCE_EXAMPLES else "general"
+    if kind in ("coding", "data") and not (reading.code_task or reading.material):
+        kind = "general"  # examples about code only for a prompt about code
     if key == "task":
         return _q(
             key,
@@ -144,10 +140,9 @@ def question_for(key: str, reading: Reading, prompt_type: str = "general") -> di
             AUDIENCE_EXAMPLES[kind],
         )
     if key == "format":
-        about = f" for “{task}”" if task else ""
         return _q(
             key,
-            f"What form should the answer take{about}?",
+            "What form should the answer take?",
             "Without a stated form the model picks one; a form you can use directly saves a rewrite.",
             FORMAT_EXAMPLES[kind],
         )
@@ -184,6 +179,8 @@ def question_for(key: str, reading: Reading, prompt_type: str = "general") -> di
         )
     if key == "instead":
         rule = _negative_rule(reading)
+        if not rule:
+            return None
         return _q(
             key,
             f"What should the model do instead of “{rule}”?"
@@ -228,6 +225,6 @@ def _role_examples(reading: Reading) -> list[str]:
 
 def _negative_rule(reading: Reading) -> str:
     for sentence in reading.sentences:
-        if lexicon.NEGATIVE.search(sentence):
+        if lexicon.PROHIBITION.match(sentence):
             return sentence if len(sentence) <= 100 else sentence[:99] + "…"
     return ""

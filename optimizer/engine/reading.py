@@ -84,6 +84,7 @@ class Reading:
     language: str  # ISO 639-1 code, or "unknown"
     words: int
     structured: bool  # the whole prompt is JSON or YAML: a spec, not prose
+    image: bool  # a description of an image to generate
     headed: bool  # Markdown headings of its own
     persona: bool
     first_request: str  # the persona's first request, verbatim, or ""
@@ -122,7 +123,20 @@ def is_structured(text: str) -> bool:
         except ValueError:
             return body.startswith("{") and body.endswith("}") and body.count('":') >= 3
         return True
-    return body.startswith("---\n") and bool(re.search(r"^\w[\w-]*:", body[4:200], re.MULTILINE))
+    if body.startswith("---\n") and re.search(r"^\w[\w-]*:", body[4:200], re.MULTILINE):
+        return True
+    lines = [line for line in body.splitlines() if line.strip()]
+    keyed = len([line for line in lines if YAML_LINE.match(line)])
+    return keyed >= 5 and keyed >= 0.4 * len(lines)  # a YAML-like spec of keys and values
+
+
+YAML_LINE = re.compile(r"^[ \t]*(?:- )?[\w\u00c0-\uffff][\w\u00c0-\uffff -]{0,40}:(?:[ \t]|$)")
+IMAGE = re.compile(
+    r"\b(?:image|photo|photograph|picture|illustration|render(?:ed|ing)?|4k|8k|hdr|octane|unreal engine|"
+    r"midjourney|dall-?e|stable diffusion|cinematic|bokeh|lens|aperture|f/\d|depth of field|lighting|"
+    r"aspect ratio|--ar|portrait|photorealistic|hyper-?realistic|wallpaper|poster|logo|selfie|shot on)\b",
+    re.IGNORECASE,
+)
 
 
 @functools.lru_cache(maxsize=64)
@@ -163,6 +177,7 @@ def read(text: str) -> Reading:
         language=language,
         words=len(words_of(text)),
         structured=structured,
+        image=len({m.group().lower() for m in IMAGE.finditer(text[:4000])}) >= 2,
         headed=len(HEADING.findall(text)) >= 2,
         persona=persona,
         first_request=first_request,
@@ -218,7 +233,10 @@ def _material(text: str) -> tuple[Material, ...]:
         for match in pattern.finditer(text):
             tag = match.groupdict().get("tag") or "code"
             found.append(Material(match.start(), match.end(), tag, delimited=True))
-    if len(HEADING.findall(text)) < 2:
+    described = len({m.group().lower() for m in IMAGE.finditer(text[:4000])}) >= 2 or lexicon.PERSONA.search(
+        text[:600]
+    )
+    if len(HEADING.findall(text)) < 2 and not described:
         found += _led_material(text, found)
         found += _rows(text, found)
     found.sort(key=lambda item: item.start)
@@ -237,28 +255,57 @@ def _tag_for(lead: str) -> str:
 
 
 def _led_material(text: str, taken: list[Material]) -> list[Material]:
-    """Material announced by a lead-in ("Summarize this review:", "Text:"): from the next line (or
-    after the colon, when the material follows on the same line) to the end of the text, or to an
-    instruction that follows it."""
+    """Material announced by a lead-in that stands on its own line ("Summarize this review:",
+    "Text:"), up to the end of the text or to an instruction that follows it. Only what reads as
+    something pasted in from outside counts: a placeholder standing for it, rows, or prose that gives
+    no orders and has no structure of its own. The author's instructions, spec lines, examples and
+    image descriptions are never taken for material, whatever precedes them."""
     found = []
     for line in re.finditer(r"^.*$", text, re.MULTILINE):
-        if _inside(line.start(), taken + found) or lexicon.FIRST_REQUEST.search(line.group()):
+        lead = line.group().strip()
+        if (
+            _inside(line.start(), taken + found)
+            or len(lead) > 120
+            or lexicon.FIRST_REQUEST.search(lead)
+            or not lexicon.MATERIAL_LEAD.search(lead)
+            or NOT_MATERIAL.search(lead)
+        ):
             continue
-        inline = re.match(r"^(?P<lead>.{0,160}?[:：])[ \t]+(?P<rest>\S.{59,})$", line.group())
-        lead = inline.group("lead") if inline else line.group()
-        if not lexicon.MATERIAL_LEAD.search(lead.rstrip() if inline else lead) or NOT_MATERIAL.search(lead):
-            continue
-        start = line.start() + inline.start("rest") if inline else _next_content(text, line.end())
+        start = _next_content(text, line.end())
         if start is None or start >= len(text) or ALREADY_SET_APART.match(text, start):
             continue
         end = _material_end(text, start)
         body = text[start:end]
-        if not inline and STRUCTURE_LINE.match(body):
-            continue  # a list, a heading or a table after a lead-in is the author's structure, not material
-        if body.strip():
+        first_paragraph = re.split(r"\n[ \t]*\n", body.strip(), maxsplit=1)[0]
+        if PLACEHOLDER_ALONE.match(first_paragraph):
+            end = start + body.find(first_paragraph) + len(first_paragraph)  # the placeholder is the material
+            body = text[start:end]
+        if body.strip() and _pasted(body):
             tag = "data" if _row_kind(body.strip().split("\n", 1)[0]) else _tag_for(lead)
             found.append(Material(start, end, tag, delimited=False))
     return found
+
+
+SPEC_LINE = re.compile(r"^[ \t]*[\w\u00c0-\uffff][\w\u00c0-\uffff /()-]{0,30}[:：][ \t]", re.MULTILINE)
+
+
+def _pasted(body: str) -> bool:
+    """Whether a block reads as something pasted in to be worked on, not as more instructions."""
+    first = body.strip().split("\n", 1)[0]
+    if PLACEHOLDER_ALONE.match(body.strip()) or _row_kind(first):
+        return True
+    if STRUCTURE_LINE.match(body) or len(SPEC_LINE.findall(body)) >= 2 or "```" in body:
+        return False
+    if body.lstrip().startswith(('"', "“", "«", "'", "{", "[")):
+        return False  # a literal to use as it is, or a structure of the author's
+    orders = sum(
+        1
+        for sentence in sentences_of(body)
+        if lexicon.IMPERATIVE.match(sentence)
+        or lexicon.PROHIBITION.match(sentence)
+        or re.match(r"(?:you|your|you'll|you will)\b", sentence, re.I)
+    )
+    return orders < 2 and len(body) <= 20_000
 
 
 def _next_content(text: str, position: int) -> int | None:
@@ -303,12 +350,20 @@ def _rows(text: str, taken: list[Material]) -> list[Material]:
 
 
 def _row_kind(line: str) -> str:
+    """ "log", or the shape of a CSV/TSV row ("csv3" for three separators), or "" for a line of prose."""
     if ROW_LOG.match(line):
         return "log"
-    if ROW_TSV.match(line):
-        return "tsv"
-    if ROW_CSV.match(line) and len(line) < 400 and not LIST_ITEM.match(line):
-        return "csv"
+    for separator, name in (("\t", "tsv"), (",", "csv")):
+        fields = line.split(separator)
+        if (
+            len(fields) >= 3
+            and len(line) < 300
+            and not LIST_ITEM.match(line)
+            and '":' not in line
+            and sum(len(field.strip()) for field in fields) / len(fields) <= 20
+            and sum(len(field.split()) > 3 for field in fields) == 0
+        ):
+            return f"{name}{len(fields)}"
     return ""
 
 

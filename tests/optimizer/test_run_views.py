@@ -102,7 +102,7 @@ def test_the_progress_panel_polls_until_done_then_shows_the_result(owner_client,
 
 
 def test_the_result_page_shows_everything_stored_without_recomputing(owner_client, owner):
-    run = make_run(owner)
+    run = make_run(owner, text="Summarize this review in one sentence:\n\nGreat phone, awful battery.")
     with CaptureQueriesContext(connection) as queries:
         response = owner_client.get(reverse("optimizer:run", args=[run.pk]))
     html = response.content.decode()

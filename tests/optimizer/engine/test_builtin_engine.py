@@ -146,7 +146,7 @@ def test_answer_only_prompts_get_no_reasoning_step_and_named_audiences_no_audien
     result = builtin.optimize(text, "technical", ["zero-shot-cot", "audience", "self-critique"])
     notes = {t["slug"]: t for t in result["design"]["techniques"]}
 
-    assert result["design"]["optimized_prompt"] == text + "\n"
+    assert result["design"]["optimized_prompt"] == text  # exactly as it came, not even a newline added
     assert "answer only" in notes["zero-shot-cot"]["note"]
     assert "already states its audience" in notes["audience"]["note"]
 
@@ -158,7 +158,7 @@ def test_json_prompts_stay_whole_and_get_no_prose():
         text, "creative", [*list(PRESETS["creative"][2]), "zero-shot-cot", "delimiters"]
     )
 
-    assert result["design"]["optimized_prompt"] == text + "\n"
+    assert result["design"]["optimized_prompt"] == text
     assert json.loads(result["design"]["optimized_prompt"]) == spec
 
 
@@ -226,7 +226,7 @@ def test_what_only_the_author_knows_is_asked_with_why_and_examples_and_nothing_i
     assert 1 <= len(questions) <= 5
     assert {"audience", "length"} <= {q["key"] for q in questions}
     assert all(q["question"].endswith("?") and q["why"] and q["examples"] for q in questions)
-    assert result["design"]["optimized_prompt"] == text + "\n"  # no invented audience, length or tone
+    assert result["design"]["optimized_prompt"] == text  # no invented audience, length or tone
 
 
 def test_answers_are_woven_in_and_answered_questions_are_not_asked_again():
@@ -367,3 +367,40 @@ def test_no_english_prompt_is_told_to_answer_in_another_language_and_no_persona_
         reading = read(text)
         if reading.first_request:
             assert not inside_tags(output, reading.first_request[:40]), row["act"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the author's instructions after a lead-in: orders, not material
+        "You are a legal intake assistant. Here is the text of the interview flow:\n\n"
+        "Ask one question at a time. Never give legal advice. You must end with a summary of the facts.",
+        # an image description: the text to show is the author's content
+        "A cinematic vertical photo of a vintage car radio at night, shallow depth of field.\n"
+        "Text on the display:\nWeather4Fly\n\nLighting: amber glow, soft reflections.",
+        # spec lines after a lead-in
+        "Convert the code below.\n\nCode:\nSource Language : [SOURCE]\nTarget Language : [TARGET]",
+        # prose with commas is not CSV
+        "Describe the scene.\nA woman, tall, smiling, holds a phone at arm's length, looking at the camera.\n"
+        "Behind her, taxis, signs, and a market, all in warm, late, golden light.\n"
+        "Cats, dogs, and birds, everywhere, in every window, on every roof.",
+        # a literal the author wants used as it is
+        'Prompt the user with this exact text:\n\n"Want to share one of these alerts? Tell me which one."',
+    ],
+)
+def test_the_authors_own_instructions_descriptions_and_literals_are_never_fenced_as_data(text):
+    result = builtin.optimize(text, "general", ["delimiters"])
+    assert result["design"]["optimized_prompt"] == text
+    assert result["design"]["techniques"][0]["applied"] is False
+
+
+def test_a_placeholder_for_pasted_material_is_set_apart_alone():
+    text = (
+        "Vérifie le texte suivant selon trois critères : neutralité, précision et conformité.\n\n"
+        "Texte à analyser :\n${texte a analyser}\n\nPrésente ta réponse sous deux colonnes."
+    )
+    output = optimized(text, "general", ["delimiters"])
+
+    assert "<text>\n${texte a analyser}\n</text>" in output
+    assert not inside_tags(output, "Présente ta réponse")
+    assert "Tout ce qui se trouve entre <text> et </text>" in output

@@ -49,7 +49,7 @@ def test_the_engines_own_lines_and_generic_filler_earn_nothing():
 
 
 def test_contradictions_cost_points():
-    consistent = "Write a detailed, comprehensive guide to composting at home for first-time gardeners."
+    consistent = "Write a guide to composting at home for first-time gardeners. Be thorough."
     contradictory = consistent + " Keep it brief."
     result = score(contradictory)
 
