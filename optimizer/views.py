@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
-from django_htmx.http import push_url, retarget
+from django_htmx.http import HttpResponseClientRedirect
 
 from optimizer import diffing, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
@@ -46,12 +46,17 @@ def optimize(request):
                 keep_spans=data["keep_spans"],
             ),
         )
-        if not request.htmx:
-            return redirect("optimizer:run", pk=run.pk)
-        response = render(request, "optimizer/run.html#run-panel", _run_context(run, lazy_diff=True))
-        return push_url(retarget(response, "#optimize-panel"), reverse("optimizer:run", args=[run.pk]))
+        return _to_run_page(request, run)
     template = "optimizer/optimize.html#optimize-form" if request.htmx else "optimizer/optimize.html"
     return render(request, template, _optimize_context(form))
+
+
+def _to_run_page(request, run: OptimizationRun):
+    """After a submission, the run's own page, so the address and the page always agree (an htmx
+    request is told to load it whole: its title, breadcrumb, nav and versions, scrolled to the top)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("optimizer:run", args=[run.pk]))
+    return redirect("optimizer:run", pk=run.pk)
 
 
 def _optimize_context(form) -> dict:
@@ -210,10 +215,7 @@ def run_answer(request, pk: int):
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            if not request.htmx:
-                return redirect("optimizer:run", pk=child.pk)
-            response = render(request, "optimizer/run.html#run-panel", _run_context(child, lazy_diff=True))
-            return push_url(retarget(response, "#run-panel"), reverse("optimizer:run", args=[child.pk]))
+            return _to_run_page(request, child)
     if request.htmx:
         return render(request, "optimizer/run.html#answers", {"run": run, "answer_form": form})
     context = _run_context(run, answer_form=form) | {"chain": selectors.version_chain(run)}

@@ -115,17 +115,20 @@ def test_answering_creates_a_child_of_the_original_text_with_the_answers_merged(
     assert "Versions" in html and reverse("optimizer:run", args=[run.pk]) in html
 
 
-def test_an_htmx_answer_swaps_in_the_new_versions_panel_and_pushes_its_url(owner_client, owner):
+def test_an_htmx_answer_loads_the_new_versions_page_whole(owner_client, owner):
     run = done_run(owner)
 
     response = owner_client.post(answer_url(run), {"answer-length": "about 800 words"}, **HTMX)
 
     child = OptimizationRun.objects.get(parent=run)
-    html = response.content.decode()
-    assert response["HX-Retarget"] == "#run-panel"
-    assert response["HX-Push-Url"] == reverse("optimizer:run", args=[child.pk])
-    assert 'id="run-panel"' in html and "<html" not in html
+    assert response["HX-Redirect"] == reverse("optimizer:run", args=[child.pk])
+    assert response.status_code == 200 and "HX-Retarget" not in response and not response.content
     assert child.settings["answers"] == {"length": "about 800 words"}
+
+    pipeline.run_optimization(run_id=child.pk)
+    html = owner_client.get(response["HX-Redirect"]).content.decode()
+    assert f"<title>{child.prompt.title} · Prompt Optimizer</title>" in html
+    assert "<h2>Versions</h2>" in html and reverse("optimizer:run", args=[run.pk]) in html
 
 
 @pytest.mark.parametrize(
