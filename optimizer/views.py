@@ -88,9 +88,10 @@ def _run_context(
         context["score_rows"] = _score_rows(run)
         context["unchanged"] = run.optimized_text.strip() == run.prompt.text.strip()
         context["verdict"] = None if context["unchanged"] else _verdict(run)  # nothing to compare
-        context["good_shape"] = run.engine == OptimizationRun.Engine.BUILTIN and not any(
+        context["serious"] = any(
             issue.get("severity") in SERIOUS for issue in (run.diagnosis or {}).get("issues", [])
         )
+        context["good_shape"] = run.engine == OptimizationRun.Engine.BUILTIN and not context["serious"]
         context["answer_form"] = answer_form or AnswerForm(run.questions)
         context["answers_given"] = sorted((run.settings.get("answers") or {}).items())
         context["body_key"] = _result_digest(run)

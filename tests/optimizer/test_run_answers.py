@@ -332,7 +332,34 @@ def test_a_prompt_handed_back_unchanged_says_so_instead_of_a_verdict(owner_clien
     run = done_run(owner, optimized_text=TEXT + "\n", scores={"before": {}, "after": {}, "verdict": tie})
     html = page(owner_client, run)
 
-    assert "Your prompt is returned as it is" in html and "The model judged" not in html
+    assert "Returned as you wrote it" in html and "The model judged" not in html
+
+
+GUESS = "Returned as you wrote it: the built-in engine adds nothing it would have to guess."
+
+
+@pytest.mark.parametrize(
+    ("severities", "questions", "said", "success"),
+    [
+        ((), [], "Already in good shape: the diagnosis found nothing serious", True),
+        (("low",), [], "Already in good shape: the diagnosis found nothing serious", True),
+        ((), QUESTIONS, f"{GUESS} Answer the questions below to improve it.", False),
+        (("high", "low"), QUESTIONS, f"{GUESS} Answer the questions below to improve it.", False),
+        (("medium",), [], f"{GUESS} The diagnosis below says what is missing.", False),
+    ],
+)
+def test_an_unchanged_prompt_is_called_good_only_when_the_diagnosis_agrees(
+    owner_client, owner, severities, questions, said, success
+):
+    """Handed back as written is not 'nothing needed changing' when the diagnosis below lists serious
+    issues or questions remain open: then it says why and what to do, without a success banner."""
+    issues = [{"code": "x", "title": f"Issue {n}", "severity": s, "detail": "", "fix": ""}
+              for n, s in enumerate(severities)]  # fmt: skip
+    run = done_run(owner, questions=questions, optimized_text=TEXT, diagnosis={"issues": issues})
+    html = page(owner_client, run)
+
+    assert said in html and "nothing in it needed changing" not in html
+    assert ("message-success" in html) is success
 
 
 def test_with_the_builtin_engine_an_answer_is_woven_in_and_its_question_closed(owner_client, owner):
