@@ -72,6 +72,7 @@ def _optimize_context(form) -> dict:
 VERDICT_WORDS = {"rewrite": "better", "original": "worse", "tie": "no different"}
 SIDE_WORDS = {"rewrite": "the rewrite", "original": "your original", "tie": "neither"}
 SERIOUS = ("high", "medium")
+SIDES = ("before", "after")
 
 
 def _run_context(
@@ -86,6 +87,7 @@ def _run_context(
     context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode, "lazy_diff": lazy_diff}
     if run.status == OptimizationRun.Status.DONE:
         context["score_rows"] = _score_rows(run)
+        context["penalties"] = _penalties(run)
         context["unchanged"] = run.optimized_text.strip() == run.prompt.text.strip()
         context["verdict"] = None if context["unchanged"] else _verdict(run)  # nothing to compare
         context["serious"] = any(
@@ -132,7 +134,7 @@ def _stage_rows(run: OptimizationRun) -> list[dict]:
 
 def _score_rows(run: OptimizationRun) -> list[dict]:
     """One row per checklist criterion that either text was checked on (some count only where they
-    apply, such as material to work on)."""
+    apply, such as material to work on), with each side's reason for its score."""
     scores = run.scores or {}
     before = {item["key"]: item for item in scores.get("before", {}).get("criteria", [])}
     after = {item["key"]: item for item in scores.get("after", {}).get("criteria", [])}
@@ -142,11 +144,27 @@ def _score_rows(run: OptimizationRun) -> list[dict]:
             "weight": weight,
             "before": before.get(key, {}).get("score"),
             "after": after.get(key, {}).get("score"),
-            "rationale": after.get(key, before.get(key, {})).get("rationale", ""),
+            "rationales": _rationales(before.get(key, {}), after.get(key, {})),
         }
         for key, (name, weight, _) in CRITERIA.items()
         if key in before or key in after
     ]
+
+
+def _rationales(before: dict, after: dict) -> list[tuple[str, str]]:
+    """(label, reason) pairs: one unlabelled reason when both sides say the same, else each side's."""
+    said = {"Before": before.get("rationale", ""), "After": after.get("rationale", "")}
+    if said["Before"] == said["After"]:
+        return [("", said["After"])] if said["After"] else []
+    return [(side, reason) for side, reason in said.items() if reason]
+
+
+def _penalties(run: OptimizationRun) -> list[tuple[str, list[dict]]]:
+    """The points the checklist took off each side (contradictions, filler), or [] when neither lost
+    any; runs scored before penalties were recorded have none."""
+    scores = run.scores or {}
+    sides = [(side.capitalize(), (scores.get(side) or {}).get("penalties") or []) for side in SIDES]
+    return sides if any(items for _, items in sides) else []
 
 
 def _verdict(run: OptimizationRun) -> dict | None:

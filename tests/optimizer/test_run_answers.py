@@ -398,3 +398,35 @@ def test_the_checklist_rows_are_the_criteria_either_text_was_checked_on(owner_cl
 
     assert CRITERIA[first][0] in table and CRITERIA[second][0] in table and CRITERIA[third][0] not in table
     assert "Quotes “x”." in table and table.count("not counted") == 1 and "None" not in table
+
+
+def test_each_side_of_the_checklist_shows_its_own_reason_and_the_points_taken_off(owner_client, owner):
+    """A before score of 0 beside the after side's 'states the reader' contradicted itself: each side
+    gives its own reason (once when both say the same), and the penalties of either side are listed."""
+    first, second, *_ = CRITERIA
+    scores = {
+        "before": {"overall": 10, "criteria": [{"key": first, "score": 0, "rationale": "No reader named."},
+                                               {"key": second, "score": 50, "rationale": "Same reason."}],
+                   "penalties": [{"points": 15, "why": "Contradiction: asks for both brief and detailed."}]},
+        "after": {"overall": 60, "criteria": [{"key": first, "score": 80, "rationale": "States the reader."},
+                                              {"key": second, "score": 50, "rationale": "Same reason."}],
+                  "penalties": []},
+    }  # fmt: skip
+    html = page(owner_client, done_run(owner, scores=scores))
+    table = html[html.index('<table class="table scores">') : html.index("<h2>Diagnosis</h2>")]
+
+    assert "Before:</span> No reader named." in table and "After:</span> States the reader." in table
+    assert table.index("No reader named.") < table.index("States the reader.")
+    assert table.count("Same reason.") == 1
+    penalties = table[table.index("Points taken off") :]
+    assert "−15 Contradiction: asks for both brief and detailed." in penalties
+    assert '<dt>After</dt><dd><span class="muted">none</span></dd>' in penalties
+
+
+def test_a_run_scored_before_penalties_were_recorded_lists_none(owner_client, owner):
+    first, *_ = CRITERIA
+    scores = {side: {"overall": 50, "criteria": [{"key": first, "score": 50, "rationale": "Why."}]}
+              for side in ("before", "after")}  # fmt: skip
+    html = page(owner_client, done_run(owner, scores=scores))
+
+    assert "<h2>Checklist</h2>" in html and "Points taken off" not in html
