@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
 from optimizer import caching
-from optimizer.engine.analysis import select_techniques
+from optimizer.engine.analysis import select_techniques, with_answers
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.engine.rubric import score
 from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome
@@ -159,6 +159,8 @@ def _pipeline(run: OptimizationRun) -> None:
     verdict = engine.compare(text, optimized, prompt_type)
     progress.done("evaluate", since, verdict)
 
+    # What the author answered is settled: shown as resolved, not as an open issue or a "none".
+    deconstruction, diagnosis = with_answers(deconstruction, diagnosis, run.settings.get("answers"))
     reasons = {item["slug"]: item["reason"] for item in chosen}
     provider, model = _answered_by(progress.answered) if engine.kind == "llm" else ("", "")
     totals = UsageRecord.objects.filter(run_id=run.pk).aggregate(

@@ -53,8 +53,8 @@ def deconstruct(text: str, prompt_type: str) -> dict:
     verb = lexicon.TASK_VERB.search(reading.task) if reading.task else None
     return {
         "goal": _clip(reading.task or text, 240),
-        "task_verb": verb.group().strip(" .!?:;\n").lower()[:40] if verb else "",
-        "role": _clip(_first(lexicon.ROLE, text) or (reading.text[:200] if reading.persona else ""), 240),
+        "task_verb": _verb(reading.task, verb),
+        "role": _clip(_persona_sentence(reading) or _first(lexicon.ROLE, text), 240),
         "audience": _clip(_first(lexicon.AUDIENCE, text), 120),
         "inputs": [f"<{item.tag}> ({item.end - item.start:,} characters)" for item in reading.material],
         "placeholders": [span.text for span in protected_spans(text) if span.kind == "placeholder"][:100],
@@ -63,6 +63,40 @@ def deconstruct(text: str, prompt_type: str) -> dict:
         "language": language_name(reading.language),
         "missing": missing,
     }
+
+
+def _verb(task: str, match: re.Match | None) -> str:
+    """The verb that asks ("write", "act as"), not the phrase around it ("i want you to")."""
+    if match is None:
+        return ""
+    found = match.group().strip(" .!?:;\n").lower()
+    if persona := lexicon.PERSONA.search(task):
+        return persona.group().lower().removeprefix("i want you to ").strip()[:40]
+    rest = task[match.end() :].lstrip()
+    following = (
+        lexicon.IMPERATIVE.match(rest)
+        if found.startswith(
+            (
+                "i want",
+                "i need",
+                "i'd like",
+                "can you",
+                "could you",
+                "you will",
+                "you must",
+                "you should",
+                "help me",
+            )
+        )
+        else None
+    )
+    return (following.group().lower() if following else found)[:40]
+
+
+def _persona_sentence(reading: Reading) -> str:
+    if not reading.persona:
+        return ""
+    return next((s for s in reading.sentences if lexicon.PERSONA.search(s)), "")
 
 
 def _first(pattern: re.Pattern, text: str) -> str:
@@ -246,3 +280,45 @@ def select_techniques(prompt_type: str, diagnosis: dict, text: str = "") -> list
 
 
 WRITES_LINES = ("zero-shot-cot", "test-first", "grounding", "decomposition")
+
+
+# What each of the author's answers settles: the issues it resolves, the deconstruction field it fills.
+ANSWER_SETTLES = {
+    "task": (("no-task",), "goal", None),
+    "conflict": (("conflicting",), None, None),
+    "purpose": (("missing-context", "too-short"), None, "context or purpose"),
+    "audience": (("no-audience",), "audience", "audience"),
+    "format": (("no-output-format",), "output_format", "output format"),
+    "length": (("unbounded-length",), None, "length"),
+    "examples": (("no-examples",), None, "examples"),
+    "role": (("no-role",), "role", "role"),
+    "instead": (("negative-instructions",), None, None),
+    "success": (("ambiguous",), None, None),
+}
+
+
+def with_answers(deconstruction: dict, diagnosis: dict, answers: dict | None) -> tuple[dict, dict]:
+    """The analysis of a prompt once its author has answered some questions: the issues an answer
+    settles move to ``resolved`` (saying by which answer), answered questions close, and the
+    deconstruction shows the answers where it said "none"."""
+    answers = {key: value for key, value in (answers or {}).items() if value}
+    if not answers:
+        return deconstruction, diagnosis
+    settled = {code: key for key, (codes, _, _) in ANSWER_SETTLES.items() if key in answers for code in codes}
+    issues = [issue for issue in diagnosis.get("issues", []) if issue.get("code") not in settled]
+    resolved = [
+        {**issue, "resolved_by": settled[issue["code"]]}
+        for issue in diagnosis.get("issues", [])
+        if issue.get("code") in settled
+    ]
+    questions = [q for q in diagnosis.get("questions", []) if q.get("key") not in answers]
+    deconstruction = dict(deconstruction)
+    missing = list(deconstruction.get("missing", []))
+    for key, answer in answers.items():
+        _, field, gap = ANSWER_SETTLES.get(key, ((), None, None))
+        if field and not deconstruction.get(field):
+            deconstruction[field] = answer
+        if gap in missing:
+            missing.remove(gap)
+    deconstruction["missing"] = missing
+    return deconstruction, {**diagnosis, "issues": issues, "resolved": resolved, "questions": questions}

@@ -1,6 +1,6 @@
 """The built-in engine: the four stages without any model, deterministic and offline."""
 
-from optimizer.engine.analysis import deconstruct, diagnose, select_techniques
+from optimizer.engine.analysis import deconstruct, diagnose, select_techniques, with_answers
 from optimizer.engine.design import design
 from optimizer.engine.rubric import score
 
@@ -34,6 +34,7 @@ def optimize(
         diagnosis=diagnosis,
         answers=answers,
     )
+    deconstruction, diagnosis = with_answers(deconstruction, diagnosis, answers)
     return {
         "deconstruction": deconstruction,
         "diagnosis": diagnosis,

@@ -153,6 +153,11 @@ AUDIENCE = re.compile(
     r"público|audiencia|lectores|public cible|lecteurs|destiné à|zielgruppe|leser|für (?:anfänger|kinder|"
     r"schüler|studenten|kunden)|leitores|pubblico|lettori|destinatari|аудитори\w*|читател\w*|для (?:детей|"
     r"новичков|студентов|школьников|клиентов))"
+    r"|\b(?:to|for) (?:my|our|the) (?:boss|manager|team|landlord|teacher|professor|client|customer|colleague|"
+    r"coworker|partner|neighbou?r|doctor|bank|investors?|board)\b"
+    r"|\ban (?:meinen|meine|unseren|unsere|den|die|das) \w+|\bà (?:mon|ma|mes|notre|nos) \w+|"
+    r"\ba (?:mi|mis|nuestro|nuestra|nuestros) \w+|\bpara (?:o meu|a minha|o nosso|a nossa|meu|minha) \w+|"
+    r"\b(?:al|alla|ai) (?:mio|mia|miei|nostro|nostra) \w+|\b(?:начальнику|руководител\w+|клиент\w+|коллег\w+)"
     r"|受众|读者|面向|対象読者|読者|向けに|初心者",
     _I,
 )

@@ -7,6 +7,7 @@ design stage weaves it in.
 import re
 
 from optimizer.engine import lexicon
+from optimizer.engine.question_texts import CONFLICT_NAMES, TEXTS
 from optimizer.engine.reading import Reading
 
 MAX_QUESTIONS = 5
@@ -99,6 +100,22 @@ def _wants_tone(reading: Reading, prompt_type: str) -> bool:
 
 
 def question_for(key: str, reading: Reading, prompt_type: str = "general") -> dict | None:
+    """The question on ``key`` for this prompt, in its language when the engine writes that language
+    (English otherwise, the language of the page), or None when it does not apply."""
+    english = _english_question(key, reading, prompt_type)
+    if english is None or reading.language not in TEXTS.get("task", {}):
+        return english
+    text_key = "length_reply" if key == "length" and reading.persona else key
+    question, why, examples = TEXTS[text_key][reading.language]
+    if key == "conflict":
+        what = reading.conflicts[0] if reading.conflicts else ""
+        question = question.format(what=CONFLICT_NAMES.get(what, {}).get(reading.language, what))
+    if key == "instead":
+        question = question.format(rule=_negative_rule(reading))
+    return _q(key, question, why, examples)
+
+
+def _english_question(key: str, reading: Reading, prompt_type: str) -> dict | None:
     kind = prompt_type if prompt_type in AUDIENCE_EXAMPLES else "general"
     if kind in ("coding", "data") and not (reading.code_task or reading.material):
         kind = "general"  # examples about code only for a prompt about code

@@ -11,7 +11,7 @@ contradictions and filler. A prompt without a real request scores low whatever s
 import re
 
 from optimizer.engine import lexicon
-from optimizer.engine.reading import CJK, content_words, read, sentences_of, words_of
+from optimizer.engine.reading import CJK, CREATIVE_FORM, content_words, read, sentences_of, words_of
 from optimizer.engine.spans import protected_spans
 
 CRITERIA: dict[str, tuple[str, int, str]] = {
@@ -63,6 +63,31 @@ OLD_ENGINE_LINES = re.compile(
 )
 
 
+ANSWER_LABEL = re.compile(
+    "^(?:"
+    + "|".join(
+        sorted(
+            {re.escape(label) for labels in lexicon.ANSWER_LABELS.values() for label in labels.values()},
+            key=len,
+            reverse=True,
+        )
+    )
+    + r")\s*[:：]\s*"
+)
+
+
+def _answers(text: str) -> dict[str, str]:
+    """The author's answers woven in as labelled lines ("Audience: new hires"), by question key."""
+    found = {}
+    for line in text.splitlines():
+        for labels in lexicon.ANSWER_LABELS.values():
+            for key, label in labels.items():
+                match = re.match(rf"{re.escape(label)}\s*[:：]\s*(\S.*)$", line.strip())
+                if match:
+                    found.setdefault(key, match.group(1))
+    return found
+
+
 def _evidence(text: str) -> list[str]:
     """The sentences that can earn points: the author's readable sentences, without headings, tags,
     the engine's own lines and filler."""
@@ -72,6 +97,9 @@ def _evidence(text: str) -> list[str]:
         if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
             continue
         stripped = OWN.sub("", stripped)
+        if ANSWER_LABEL.match(stripped):
+            kept.append(ANSWER_LABEL.sub("", stripped))  # the author's answer counts, not our label
+            continue
         for sentence in sentences_of(stripped):
             if (
                 OLD_ENGINE_LINES.search(sentence)
@@ -115,7 +143,7 @@ def score(text: str) -> dict:
         "task": _task(reading, evidence),
         "specifics": _specifics(text, evidence),
         "context": _context(reading, evidence),
-        "output": _output(evidence),
+        "output": _output(reading, evidence),
         "material": _material(reading),
         "rules": _rules(evidence),
         "examples_reasoning": _examples(evidence),
@@ -167,7 +195,11 @@ def _specifics(text, evidence):
     joined = " ".join(evidence)
     items = []
     items += [m.group() for m in NUMBER.finditer(joined)][:4]
-    items += [s.text for s in protected_spans(text) if s.kind in ("placeholder", "quoted")][:6]
+    items += [
+        span.text
+        for span in protected_spans(text)
+        if span.kind in ("placeholder", "quoted") and not _is_tag(span.text, text)
+    ][:6]
     items += PROPER.findall(joined)[:4]
     distinct = {w.lower() for s in evidence for w in _substance(s)}
     vague = len(lexicon.VAGUE.findall(joined))
@@ -179,17 +211,25 @@ def _specifics(text, evidence):
     return points, why + (f"; {vague} vague word{'s' if vague != 1 else ''}" if vague else "") + "."
 
 
+def _is_tag(span: str, text: str) -> bool:
+    """``<review>`` that opens a delimited block is structure, not a detail of the task."""
+    return span.startswith("<") and f"</{span[1:]}" in text
+
+
 def _context(reading, evidence):
     points, found = 0, []
-    audience = next((s for s in evidence if lexicon.AUDIENCE.search(s)), None)
+    answered = _answers(reading.text)
+    audience = answered.get("audience") or next((s for s in evidence if lexicon.AUDIENCE.search(s)), None)
     if audience:
         points += 35
         found.append("the reader in " + _quote(audience, 50))
-    purpose = next((s for s in evidence if lexicon.PURPOSE.search(s) and len(_substance(s)) >= 2), None)
+    purpose = answered.get("purpose") or next(
+        (s for s in evidence if lexicon.PURPOSE.search(s) and len(_substance(s)) >= 2), None
+    )
     if purpose:
         points += 35
         found.append("the purpose in " + _quote(purpose, 50))
-    role = next(
+    role = answered.get("role") or next(
         (
             s
             for s in evidence
@@ -205,13 +245,21 @@ def _context(reading, evidence):
     ) if found else "Says nothing specific about who it is for, why, or whose expertise."
 
 
-def _output(evidence):
+def _output(reading, evidence):
     points, found = 0, []
-    form = next((s for s in evidence if lexicon.FORMAT.search(s)), None)
+    answered = _answers(reading.text)
+    form = answered.get("format") or next(
+        (
+            s
+            for s in evidence
+            if lexicon.FORMAT.search(s) or (CREATIVE_FORM.search(s) and lexicon.TASK_VERB.search(s))
+        ),
+        None,
+    )
     if form:
         points += 60
         found.append("the form in " + _quote(form, 50))
-    length = next((s for s in evidence if lexicon.LENGTH.search(s)), None)
+    length = answered.get("length") or next((s for s in evidence if lexicon.LENGTH.search(s)), None)
     if length:
         points += 40
         found.append("the length in " + _quote(length, 50))
@@ -232,7 +280,11 @@ def _material(reading):
 
 
 def _rules(evidence):
-    rules = [s for s in evidence if RULE.search(s) and len(_substance(s)) >= 2]
+    rules = [
+        s
+        for s in evidence
+        if RULE.search(s) and len(_substance(s)) >= 2 and not lexicon.FIRST_REQUEST.search(s)
+    ]
     if not rules:
         return 0, "No rule or success criterion with content."
     negatives = sum(1 for s in rules if lexicon.NEGATIVE.search(s))

@@ -50,6 +50,8 @@ def test_optimize_reads_stdin_and_prints_json(staff_user, capsys, monkeypatch):
         (["ok", "--answer", "=team leads"], "--answer '=team leads' is not KEY=VALUE"),
         (["ok", "--answer", "audience=" + "x" * 501], "--answer audience: This answer is 501 characters"),
         (["ok", "--answer", "tone=calm\x1b[0m"], "--answer tone: The answer contains a control character"),
+        (["ok", "--answer", "tone="], "--answer tone= has no answer"),
+        (["ok", "--answer", "colour=blue"], "the built-in engine asks no question with that key"),
     ],
 )
 def test_bad_arguments_get_a_clear_message_and_change_nothing(staff_user, args, message):
@@ -67,7 +69,7 @@ def test_without_any_user_it_says_how_to_get_one(db):
 def test_answers_go_into_the_runs_settings_and_the_json_lists_the_open_questions(staff_user, capsys):
     call_command(
         "optimize", "Write a blog post about remote work.", "--json", "--engine", "builtin",
-        "--answer", "audience=team leads", "--answer", "length = about 800 words ", "--answer", "tone=",
+        "--answer", "audience=team leads", "--answer", "length = about 800 words ",
     )  # fmt: skip
 
     data = json.loads(capsys.readouterr().out)

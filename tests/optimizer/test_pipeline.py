@@ -420,3 +420,25 @@ def test_auto_reads_the_prompt_itself_to_ground_an_answer_in_its_material(owner)
     applied = {item["slug"] for item in run.techniques if item["applied"]}
     assert {"delimiters", "grounding"} <= applied
     assert "Base the answer only on what is inside <data>" in run.optimized_text
+
+
+def test_an_answered_version_shows_what_the_answers_settled_not_the_originals_gaps(owner):
+    text = "Write a blog post about remote work."
+    plain = submit(owner, text=text, prompt_type="general")
+    pipeline.run_optimization(run_id=plain.pk)
+    plain.refresh_from_db()
+    child = services.run_answer(
+        run=plain, answers={"audience": "engineering managers", "length": "600 words"}
+    )
+    pipeline.run_optimization(run_id=child.pk)
+    child.refresh_from_db()
+
+    before = {issue["code"] for issue in plain.diagnosis["issues"]}
+    after = {issue["code"] for issue in child.diagnosis["issues"]}
+    assert {"no-audience", "unbounded-length"} <= before
+    assert not {"no-audience", "unbounded-length"} & after
+    assert {item["resolved_by"] for item in child.diagnosis["resolved"]} == {"audience", "length"}
+    assert child.deconstruction["audience"] == "engineering managers"
+    assert (
+        "audience" not in child.deconstruction["missing"] and "length" not in child.deconstruction["missing"]
+    )

@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from optimizer import pipeline, selectors, services
 from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.engine.questions import ORDER as QUESTION_KEYS
+from optimizer.engines import BuiltinEngine
 from optimizer.forms import answer_text_validate, prompt_text_validate
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
@@ -61,13 +63,15 @@ class Command(BaseCommand):
             )
         if options["preset"] == "none" and not options["technique"]:
             raise CommandError("--preset none needs at least one --technique.", returncode=2)
+        model = self._model(options["engine"], options["model"])
+        builtin_only = pipeline.engine_version({"model": model}) == BuiltinEngine.version
         run_settings = services.run_settings_build(
             prompt_type=options["type"],
             preset=options["preset"],
             techniques=options["technique"],
-            model=self._model(options["engine"], options["model"]),
+            model=model,
             keep_spans=not options["no_keep_spans"],
-            answers=self._answers(options["answer"]),
+            answers=self._answers(options["answer"], builtin_only=builtin_only),
         )
         run = services.run_submit(
             owner=self._user(options["user"]),
@@ -97,7 +101,9 @@ class Command(BaseCommand):
             raise CommandError("No superuser yet: run make run once, or pass --user NAME.", returncode=2)
         return user
 
-    def _answers(self, given: list[str]) -> dict[str, str]:
+    def _answers(self, given: list[str], *, builtin_only: bool) -> dict[str, str]:
+        """The author's answers; with the built-in engine only the keys it asks are accepted (a
+        model's questions may use keys of its own)."""
         answers = {}
         for item in given:
             key, sign, value = item.partition("=")
@@ -107,11 +113,23 @@ class Command(BaseCommand):
                     "answer, e.g. --answer audience='new hires'; the keys are listed after a run.",
                     returncode=2,
                 )
+            key = key.strip()
+            if not value.strip():
+                raise CommandError(
+                    f"--answer {key}= has no answer: write it after the equals sign, e.g. --answer {key}='...'.",
+                    returncode=2,
+                )
+            if builtin_only and key not in QUESTION_KEYS:
+                raise CommandError(
+                    f"--answer {key}: the built-in engine asks no question with that key. Its keys are "
+                    f"{', '.join(QUESTION_KEYS)}; a run lists the ones it asks.",
+                    returncode=2,
+                )
             try:
-                answers[key.strip()] = answer_text_validate(value)
+                answers[key] = answer_text_validate(value)
             except ValidationError as error:
-                raise CommandError(f"--answer {key.strip()}: {error.messages[0]}", returncode=2) from None
-        return {key: value for key, value in answers.items() if value}
+                raise CommandError(f"--answer {key}: {error.messages[0]}", returncode=2) from None
+        return answers
 
     def _model(self, engine: str, model: str | None) -> str:
         if model:

@@ -404,3 +404,25 @@ def test_a_placeholder_for_pasted_material_is_set_apart_alone():
     assert "<text>\n${texte a analyser}\n</text>" in output
     assert not inside_tags(output, "Présente ta réponse")
     assert "Tout ce qui se trouve entre <text> et </text>" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("Écris un article sur le télétravail.", "Qui lira la réponse ?"),
+        ("Напиши статью об удалённой работе.", "Кто будет читать ответ?"),
+        ("写一篇关于远程工作的文章。", "谁会读这个回答？"),
+        ("Write an article about remote work.", "Who will read the answer?"),
+    ],
+)
+def test_questions_are_asked_in_the_prompts_language(text, question):
+    questions = builtin.optimize(text, "general")["design"]["questions"]
+    assert question in [q["question"] for q in questions]
+
+
+def test_a_named_recipient_is_an_audience_in_any_language():
+    for text in (
+        "Schreib eine E-Mail an meinen Chef, dass ich morgen später komme.",
+        "Write an email to my boss.",
+    ):
+        assert "audience" not in {q["key"] for q in builtin.optimize(text, "general")["design"]["questions"]}
