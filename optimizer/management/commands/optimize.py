@@ -116,7 +116,8 @@ class Command(BaseCommand):
             key = key.strip()
             if not value.strip():
                 raise CommandError(
-                    f"--answer {key}= has no answer: write it after the equals sign, e.g. --answer {key}='...'.",
+                    f"--answer {key}= has no answer: write it after the equals sign, "
+                    f"e.g. --answer {key}='...'.",
                     returncode=2,
                 )
             if builtin_only and key not in QUESTION_KEYS:
