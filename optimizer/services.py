@@ -166,6 +166,11 @@ def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
     author's answers are not given again: the result already has them woven in."""
     if run.status != OptimizationRun.Status.DONE:
         raise ValidationError("Only a finished optimization can be optimized again.")
+    if run.optimized_text.strip() == run.prompt.text.strip():
+        raise ValidationError(
+            "This optimization returned your prompt unchanged, so optimizing it again would give the same "
+            "result. Answer its questions, or edit the prompt, to make a new version."
+        )
     title = _title_from(run.prompt.title)
     return run_submit(
         owner=run.owner,

@@ -430,3 +430,34 @@ def test_a_run_scored_before_penalties_were_recorded_lists_none(owner_client, ow
     html = page(owner_client, done_run(owner, scores=scores))
 
     assert "<h2>Checklist</h2>" in html and "Points taken off" not in html
+
+
+# --- An unchanged prompt -------------------------------------------------------------------------
+
+
+def test_an_unchanged_prompt_offers_neither_optimize_again_nor_keep_my_original(owner_client, owner):
+    """Both would be pointless: optimizing the same text again makes an identical cached version, and
+    the original is already the prompt shown. The page says what makes a new version instead."""
+    rewritten = done_run(owner)
+    changed = page(owner_client, rewritten)
+    assert f'action="{reverse("optimizer:run-reoptimize", args=[rewritten.pk])}"' in changed
+    assert "Keep my original" in changed
+
+    run = done_run(owner, text="Explain tides.", optimized_text="Explain tides.")
+    html = page(owner_client, run)
+
+    assert reverse("optimizer:run-reoptimize", args=[run.pk]) not in html and "Optimize again" not in html
+    assert "Keep my original" not in html and keep_url(run) not in html
+    assert "Optimizing again would give the same result: answering the questions below is the way" in html
+
+
+def test_optimizing_an_unchanged_prompt_again_is_refused_with_a_message(owner_client, owner):
+    run = done_run(owner, text="Explain tides.", optimized_text="Explain tides.\n")
+
+    with pytest.raises(ValidationError, match="optimizing it again would give the same result"):
+        services.run_reoptimize(run=run)
+    response = owner_client.post(reverse("optimizer:run-reoptimize", args=[run.pk]), follow=True)
+
+    assert response.redirect_chain == [(reverse("optimizer:run", args=[run.pk]), 302)]
+    assert "Answer its questions, or edit the prompt, to make a new version." in response.content.decode()
+    assert OptimizationRun.objects.count() == 1
