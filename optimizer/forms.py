@@ -136,6 +136,7 @@ class AnswerForm(forms.Form):
     least one and name no question the run does not have."""
 
     prefix = "answer"
+    max_chars = ANSWER_MAX_CHARS  # said beside the inputs; no maxlength, which would cut a paste silently
 
     def __init__(self, questions: list[dict], *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -147,7 +148,6 @@ class AnswerForm(forms.Form):
                 strip=False,
                 widget=forms.TextInput(
                     attrs={
-                        "maxlength": ANSWER_MAX_CHARS,
                         "autocomplete": "off",
                         "aria-describedby": f"id_{self.add_prefix(question['key'])}-why",
                     }

@@ -94,6 +94,24 @@ def test_the_result_page_shows_each_open_question_with_an_input_in_one_form(owne
     assert inline_code(html).inline_scripts == 0 and not inline_code(html).style_attributes
 
 
+def test_the_answer_limit_is_said_beside_each_input_and_a_long_paste_is_never_cut(owner_client, owner):
+    """A maxlength would drop the end of a longer paste without a word: the limit is said instead, and
+    an answer over it comes back whole with the server's message, to be shortened by its author."""
+    run = done_run(owner, questions=[QUESTIONS[0], {"key": "tone", "question": "Which tone?", "why": "",
+                                                    "examples": []}])  # fmt: skip
+    html = page(owner_client, run)
+    form = html[html.index('id="answers"') : html.index("</form>", html.index('id="answers"'))]
+
+    assert "maxlength" not in form and form.count("Up to 500 characters.") == 2
+    assert 'aria-describedby="id_answer-tone-why"' in form and 'id="id_answer-tone-why"' in form
+
+    pasted = "team leads " * 50
+    rejected = owner_client.post(answer_url(run), {"answer-audience": pasted}, **HTMX).content.decode()
+    assert f"This answer is {len(pasted)} characters long; the limit is 500." in rejected
+    assert f'value="{pasted}"' in rejected
+    assert not OptimizationRun.objects.filter(parent=run).exists()
+
+
 def test_a_run_without_open_questions_shows_no_answer_form(owner_client, owner):
     assert 'id="answers"' not in page(owner_client, done_run(owner, questions=[]))
 
