@@ -200,4 +200,4 @@ class OptimizationRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Run {self.pk} of {self.prompt_id}"
+        return f"Run {self.pk} (prompt {self.prompt_id})"

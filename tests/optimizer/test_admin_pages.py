@@ -1,0 +1,48 @@
+"""The admin as a door of its own: our icon on its pages, runs named so a list reads plainly."""
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.templatetags.static import static
+from django.urls import reverse
+
+from optimizer import services
+
+
+def icon_link() -> str:
+    return f'<link rel="icon" href="{static("img/favicon.svg")}" type="image/svg+xml">'
+
+
+def a_run(owner):
+    return services.run_submit(
+        owner=owner,
+        text="Explain how tides work.",
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        ),
+    )
+
+
+def test_every_admin_page_links_our_icon(client, staff_client, staff_user):
+    """Without a link the browser fetches /favicon.ico, which no URL serves: a 404 in every console."""
+    icon = icon_link()
+    run = a_run(staff_user)
+    for url in (
+        reverse("admin:index"),
+        reverse("admin:optimizer_optimizationrun_changelist"),
+        reverse("admin:optimizer_optimizationrun_change", args=[run.pk]),
+    ):
+        html = staff_client.get(url).content.decode()
+        assert html.count(icon) == 1, url
+    assert f"Run {run.pk} (prompt {run.prompt_id})" in html  # the change page's heading
+    assert finders.find("img/favicon.svg") is not None
+
+    client.logout()
+    assert icon in client.get(reverse("admin:login")).content.decode()
+    assert icon in client.get(reverse("login")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_run_is_named_by_its_number_and_its_prompts(owner):
+    run = a_run(owner)
+
+    assert str(run) == f"Run {run.pk} (prompt {run.prompt_id})"
