@@ -12,7 +12,7 @@ import re
 
 from optimizer.engine import lexicon
 from optimizer.engine.catalogue import TECHNIQUES
-from optimizer.engine.language import language_name
+from optimizer.engine.language import WRITTEN, language_name
 from optimizer.engine.questions import build_questions
 from optimizer.engine.reading import LIST_ITEM, Reading, content_words, read
 from optimizer.engine.spans import protected_spans
@@ -146,7 +146,8 @@ def diagnose(text: str, prompt_type: str, deconstruction: dict) -> dict:
 def _findings(reading: Reading, prompt_type: str):
     spec = reading.structured or reading.image  # a spec or an image description: its form is given
     prose = not spec and not reading.persona
-    if not reading.task and not reading.persona and not spec and reading.words < 60:
+    readable = reading.language in WRITTEN  # a request in a language the engine cannot read is not missing
+    if not reading.task and not reading.persona and not spec and reading.words < 60 and readable:
         yield "no-task", "No sentence asks for something (write, explain, list...)."
     elif reading.empty_task and not spec:
         yield "no-task", f"The request “{_clip(reading.task, 60)}” does not say what to do or to what."

@@ -59,9 +59,10 @@ _RU_VERBS = (
     "я хочу, чтобы ты|сформулируй|оформи"
 )
 TASK_VERB = re.compile(
-    rf"(?:^|[.!?:;\n]\s*|\b(?:please|por favor|s'il (?:te|vous) plaît|bitte|per favore|пожалуйста)\s+)"
+    rf"(?:^|[.!?:;,\n]\s*|\b(?:please|por favor|s'il (?:te|vous) plaît|bitte|per favore|пожалуйста)\s+)"
     rf"(?:{_EN_VERBS}|{_ES_VERBS}|{_FR_VERBS}|{_DE_VERBS}|{_PT_VERBS}|{_IT_VERBS}|{_RU_VERBS})\b"
-    r"|\b(?:i want you to|i need you to|i'd like you to|i would like you to|your (?:task|job|goal|role) is to|"
+    r"|\b(?:i want|i need|i'd like|i would like|we need|need (?:somebody|someone|a|an|help)|let's|let us|"
+    r"your (?:task|job|goal|role) (?:is )?to|"
     r"you will|you are to|can you|could you|help me|you must|you should|"
     r"tu tarea es|tu tâche est|deine aufgabe ist|sua tarefa é|il tuo compito è|твоя задача|ваша задача)\b"
     r"|^(?:task|instructions?|objective|goal|tarea|tâche|aufgabe|tarefa|compito|задача|задание)\s*[:：]"
@@ -87,7 +88,7 @@ EMPTY_TASK = re.compile(r"^\W*(?:please\s+)?(?:do it|do this|help|go|start|conti
 
 PERSONA = re.compile(
     r"\b(?:i want you to (?:act|behave|serve|pretend|play|become|be)|i would like you to act|act as|acting as|"
-    r"pretend (?:to be|you are)|imagine you are|play the role|role-?play|you will (?:act|play|be) (?:as )?(?:an?|the|my)|"
+    r"act like|pretend (?:to be|you are)|imagine you are|play the role|role-?play|you will (?:act|play|be) (?:as )?(?:an?|the|my)|"
     r"actúa como|actua como|quiero que actúes|agis comme|agissez (?:comme|en tant que)|je veux que tu agisses|"
     r"ich möchte, dass du (?:als|wie)|agiere als|fungiere als|atue como|atua como|quero que você atue|"
     r"agisci come|voglio che tu agisca|выступи в роли|выступал в роли|выступила? в роли|представь, что ты|"

@@ -125,8 +125,10 @@ def _english_question(key: str, reading: Reading, prompt_type: str) -> dict | No
             "What should the model do with this prompt?",
             "No request was found (or only an empty one such as “Do it.”), so the model would have to guess the job.",
             [
-                "Summarize it in five bullet points",
-                "Rewrite it for a younger audience",
+                "Generate an image of this scene"
+                if not lexicon.TASK_VERB.search(reading.text)
+                else "Summarize it in five bullet points",
+                "Write a short story from it",
                 "Find the errors and list them",
             ],
         )

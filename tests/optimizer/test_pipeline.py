@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import caches
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -142,17 +143,31 @@ def test_other_settings_miss_the_result_cache_but_hit_the_analysis_cache(owner):
     assert second.diagnosis == OptimizationRun.objects.get(pk=first.pk).diagnosis
 
 
-def test_reoptimizing_links_the_new_run_to_its_parent_and_barely_grows(owner):
-    run = submit(owner)
+def test_reoptimizing_links_the_new_run_to_its_parent_and_changes_nothing_more(owner):
+    run = submit(
+        owner, text="Summarize this review in two sentences:\n\nGreat phone, awful battery, rude support."
+    )
     pipeline.run_optimization(run_id=run.pk)
     run.refresh_from_db()
+    assert run.optimized_text != run.prompt.text  # the review was set apart
 
     child = services.run_reoptimize(run=run)
     pipeline.run_optimization(run_id=child.pk)
     child.refresh_from_db()
 
     assert child.parent == run and child.prompt.text == run.optimized_text
-    assert len(child.optimized_text) <= 1.2 * len(run.optimized_text)
+    assert child.optimized_text == run.optimized_text  # a second pass changes nothing
+
+
+def test_an_unchanged_result_is_not_optimized_again(owner):
+    run = submit(owner)
+    pipeline.run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.optimized_text == run.prompt.text
+
+    with pytest.raises(ValidationError):
+        services.run_reoptimize(run=run)
+    assert OptimizationRun.objects.count() == 1
 
 
 def test_a_bug_in_a_stage_fails_the_run_with_a_message_instead_of_leaving_it_running(owner):
