@@ -402,6 +402,8 @@ def test_with_the_builtin_engine_an_answer_is_woven_in_and_its_question_closed(o
     assert child.status == "done" and child.prompt.text == TEXT
     assert "team leads at a small agency" in child.optimized_text
     assert first["key"] not in [question["key"] for question in child.questions]
+    html = page(owner_client, child)
+    assert "Settled by your answers" in html and f"by your answer on {first['key']}" in html
 
 
 def test_the_checklist_rows_are_the_criteria_either_text_was_checked_on(owner_client, owner):
