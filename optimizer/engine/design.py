@@ -244,7 +244,8 @@ def _render(draft: _Draft) -> str:
     for item in sorted(draft.wraps, key=lambda m: m.start, reverse=True):
         inner = text[item.start : item.end].strip("\n")
         note = lexicon.phrase(lexicon.MATERIAL_NOTE, draft.language) if draft.writes else None
-        block = (f"{note.format(tag=item.tag)}\n" if note else "") + f"<{item.tag}>\n{inner}\n</{item.tag}>"
+        # The lead-in stays right before its material; the line saying it is data follows the block.
+        block = f"<{item.tag}>\n{inner}\n</{item.tag}>" + (f"\n{note.format(tag=item.tag)}" if note else "")
         prefix = body[: item.start]
         if prefix and not prefix.endswith("\n"):
             prefix += "\n"  # the material followed its lead-in on the same line

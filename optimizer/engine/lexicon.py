@@ -59,7 +59,8 @@ _RU_VERBS = (
     "я хочу, чтобы ты|сформулируй|оформи"
 )
 TASK_VERB = re.compile(
-    rf"(?:^|[.!?:;,\n]\s*|\b(?:please|por favor|s'il (?:te|vous) plaît|bitte|per favore|пожалуйста)\s+)"
+    rf"(?:^|[.!?:;,\n]\s*|\b(?:please|por favor|s'il (?:te|vous) plaît|bitte|per favore|пожалуйста|and|but|then|also|"
+    rf"y|pero|et|mais|und|aber|e|mas|ma|и|но)\s+)"
     rf"(?:{_EN_VERBS}|{_ES_VERBS}|{_FR_VERBS}|{_DE_VERBS}|{_PT_VERBS}|{_IT_VERBS}|{_RU_VERBS})\b"
     r"|\b(?:i want|i need|i'd like|i would like|we need|need (?:somebody|someone|a|an|help)|let's|let us|"
     r"your (?:task|job|goal|role) (?:is )?to|"
@@ -79,7 +80,7 @@ IMPERATIVE = re.compile(
 )
 # A question put to the model is a request too ("Which region is declining?").
 QUESTION = re.compile(
-    r"^(?:what|which|how|why|who|when|where|should|is|are|does|do|can|could|would|qué|cuál|cómo|por qué|"
+    r"(?:^|[:：]\s+)(?:what|which|how|why|who|when|where|should|is|are|does|do|can|could|would|qué|cuál|cómo|por qué|"
     r"quel|quelle|comment|pourquoi|was|welche[rs]?|wie|warum|qual|como|quale|come|perché|что|какой|как|почему)\b[^?\n]*\?",
     _I,
 )
@@ -251,7 +252,8 @@ FUNCTION_WORDS = frozenset(
 )
 _MATERIAL_NOUN = (
     r"(?:text|review|reviews|email|e-mail|article|document|transcript|message|notes|data|dataset|log|logs|code|"
-    r"snippet|essay|passage|letter|report|feedback|comments?|excerpt|abstract|rows|csv|function|"
+    r"snippet|essay|passage|letter|report|feedback|comments?|excerpt|abstract|rows|csv|function|resume|cv|bio|"
+    r"summary|draft|paragraph|cover letter|"
     r"texto|reseña|correo|artículo|documento|datos|mensaje|texte|avis|courriel|données|bewertung|artikel|"
     r"dokument|daten|nachricht|avaliação|artigo|dados|mensagem|testo|recensione|articolo|dati|messaggio|"
     r"текст|отзыв|письмо|статья|статью|документ|данные|сообщение)"
@@ -305,33 +307,33 @@ MATERIAL_NOTE = {
 }
 # Labels for the author's answers, woven in after the author's text.
 ANSWER_LABELS = {
-    "en": {"task": "What to do", "audience": "Audience", "purpose": "Purpose", "format": "Format",
-           "length": "Length", "tone": "Tone", "examples": "Example of what I want", "success": "A good answer",
-           "conflict": "Which instruction wins", "role": "Expertise to draw on", "instead": "Instead"},
+    "en": {"task": "Task", "audience": "Audience", "purpose": "Purpose", "format": "Format",
+           "length": "Length", "tone": "Tone", "examples": "Examples", "success": "Requirement",
+           "conflict": "Where the instructions above conflict", "role": "Expertise to draw on", "instead": "Instead"},
     "es": {"task": "Qué hacer", "audience": "Público", "purpose": "Propósito", "format": "Formato",
-           "length": "Extensión", "tone": "Tono", "examples": "Ejemplo de lo que quiero", "success": "Una buena respuesta",
-           "conflict": "Qué instrucción prevalece", "role": "Experiencia a aplicar", "instead": "En su lugar"},
+           "length": "Extensión", "tone": "Tono", "examples": "Ejemplo de lo que quiero", "success": "Requisito",
+           "conflict": "Donde las instrucciones anteriores chocan", "role": "Experiencia a aplicar", "instead": "En su lugar"},
     "fr": {"task": "Ce qu'il faut faire", "audience": "Public visé", "purpose": "Objectif", "format": "Format",
-           "length": "Longueur", "tone": "Ton", "examples": "Exemple de ce que je veux", "success": "Une bonne réponse",
-           "conflict": "Consigne prioritaire", "role": "Expertise à mobiliser", "instead": "À la place"},
+           "length": "Longueur", "tone": "Ton", "examples": "Exemple de ce que je veux", "success": "Exigence",
+           "conflict": "Là où les consignes ci-dessus se contredisent", "role": "Expertise à mobiliser", "instead": "À la place"},
     "de": {"task": "Was zu tun ist", "audience": "Zielgruppe", "purpose": "Zweck", "format": "Format",
-           "length": "Länge", "tone": "Ton", "examples": "Beispiel für das Gewünschte", "success": "Eine gute Antwort",
-           "conflict": "Vorrang hat", "role": "Gefragte Expertise", "instead": "Stattdessen"},
+           "length": "Länge", "tone": "Ton", "examples": "Beispiel für das Gewünschte", "success": "Anforderung",
+           "conflict": "Wo sich die Anweisungen oben widersprechen", "role": "Gefragte Expertise", "instead": "Stattdessen"},
     "pt": {"task": "O que fazer", "audience": "Público", "purpose": "Objetivo", "format": "Formato",
-           "length": "Extensão", "tone": "Tom", "examples": "Exemplo do que quero", "success": "Uma boa resposta",
-           "conflict": "Instrução que prevalece", "role": "Especialidade a usar", "instead": "Em vez disso"},
+           "length": "Extensão", "tone": "Tom", "examples": "Exemplo do que quero", "success": "Requisito",
+           "conflict": "Onde as instruções acima se contradizem", "role": "Especialidade a usar", "instead": "Em vez disso"},
     "it": {"task": "Cosa fare", "audience": "Pubblico", "purpose": "Scopo", "format": "Formato",
-           "length": "Lunghezza", "tone": "Tono", "examples": "Esempio di ciò che voglio", "success": "Una buona risposta",
-           "conflict": "Istruzione prevalente", "role": "Competenza da usare", "instead": "Invece"},
+           "length": "Lunghezza", "tone": "Tono", "examples": "Esempio di ciò che voglio", "success": "Requisito",
+           "conflict": "Dove le istruzioni sopra si contraddicono", "role": "Competenza da usare", "instead": "Invece"},
     "zh": {"task": "要做的事", "audience": "受众", "purpose": "目的", "format": "格式", "length": "篇幅",
-           "tone": "语气", "examples": "我想要的示例", "success": "好的回答", "conflict": "以哪条指令为准",
+           "tone": "语气", "examples": "我想要的示例", "success": "要求", "conflict": "上述指令冲突时",
            "role": "所需专长", "instead": "改为"},
     "ja": {"task": "やること", "audience": "対象読者", "purpose": "目的", "format": "形式", "length": "長さ",
-           "tone": "トーン", "examples": "求める例", "success": "良い回答の条件", "conflict": "優先する指示",
+           "tone": "トーン", "examples": "求める例", "success": "必須条件", "conflict": "上の指示が矛盾する場合",
            "role": "必要な専門性", "instead": "代わりに"},
     "ru": {"task": "Что сделать", "audience": "Аудитория", "purpose": "Цель", "format": "Формат",
-           "length": "Объём", "tone": "Тон", "examples": "Пример того, что нужно", "success": "Хороший ответ",
-           "conflict": "Какая инструкция главнее", "role": "Нужная экспертиза", "instead": "Вместо этого"},
+           "length": "Объём", "tone": "Тон", "examples": "Пример того, что нужно", "success": "Требование",
+           "conflict": "Если инструкции выше противоречат друг другу", "role": "Нужная экспертиза", "instead": "Вместо этого"},
 }  # fmt: skip
 COLON = {"zh": "：", "ja": "："}
 
@@ -361,15 +363,15 @@ TECHNIQUE_LINES: dict[str, dict[str, str]] = {
         "ru": "Сначала составь короткий план (три–пять шагов), затем выполни его.",
     },
     "grounding": {
-        "en": "Base the answer only on what is inside <{tag}>; when it does not contain what is asked, say so instead of guessing.",
-        "es": "Basa la respuesta solo en lo que hay dentro de <{tag}>; si no contiene lo que se pide, dilo en lugar de suponer.",
-        "fr": "Appuie la réponse uniquement sur ce qui se trouve dans <{tag}> ; s'il ne contient pas ce qui est demandé, dis-le au lieu de deviner.",
-        "de": "Stütze die Antwort nur auf den Inhalt von <{tag}>; enthält er das Gefragte nicht, sag das, statt zu raten.",
-        "pt": "Baseie a resposta apenas no que está dentro de <{tag}>; se não contiver o que se pede, diga isso em vez de adivinhar.",
-        "it": "Basa la risposta solo su ciò che si trova in <{tag}>; se non contiene ciò che viene chiesto, dillo invece di indovinare.",
-        "zh": "只根据 <{tag}> 中的内容作答；如果其中没有所问的信息，请直接说明，不要猜测。",
-        "ja": "回答は <{tag}> の中の内容だけに基づいてください。求められている情報がない場合は、推測せずにそう伝えてください。",
-        "ru": "Опирайся только на содержимое <{tag}>; если там нет нужного, так и скажи, а не додумывай.",
+        "en": "Base the answer on what is inside <{tag}>, and say which points come from it and which are your own inference.",
+        "es": "Basa la respuesta en lo que hay dentro de <{tag}> y di qué puntos salen de ahí y cuáles son deducción tuya.",
+        "fr": "Appuie la réponse sur ce qui se trouve dans <{tag}>, et dis quels points en viennent et lesquels sont tes propres déductions.",
+        "de": "Stütze die Antwort auf den Inhalt von <{tag}> und sag, welche Punkte daraus stammen und welche deine eigene Schlussfolgerung sind.",
+        "pt": "Baseie a resposta no que está dentro de <{tag}> e diga quais pontos vêm dali e quais são inferência sua.",
+        "it": "Basa la risposta su ciò che si trova in <{tag}> e indica quali punti vengono da lì e quali sono tue deduzioni.",
+        "zh": "根据 <{tag}> 中的内容作答，并说明哪些要点来自其中、哪些是你自己的推断。",
+        "ja": "<{tag}> の中の内容に基づいて答え、どの点がそこから来ていて、どの点が自分の推測かを示してください。",
+        "ru": "Опирайся на содержимое <{tag}> и укажи, какие выводы взяты оттуда, а какие — твои собственные.",
     },
     "test-first": {
         "en": "Before writing the code, list the edge cases and the tests it must pass; then write code that passes them.",

@@ -3,6 +3,16 @@ answers) per key. English has examples per prompt type (in ``questions``); the o
 each. ``{what}`` is the contradiction found, ``{rule}`` the author's prohibition, quoted."""
 
 TEXTS: dict[str, dict[str, tuple[str, str, list[str]]]] = {
+    "facts": {
+        "es": ("¿Qué debe saber el modelo sobre su {thing}? Péguelo o dé los datos clave.", "El prompt trata de su {thing} pero no lo incluye, así que el modelo tendría que inventarlo.", ["(su {thing}, pegado aquí)", "los tres datos que más importan, con cifras"]),
+        "fr": ("Que doit savoir le modèle sur votre {thing} ? Collez-le, ou donnez les faits clés.", "Le prompt porte sur votre {thing} sans l'inclure : le modèle devrait l'inventer.", ["(votre {thing}, collé ici)", "les trois faits qui comptent le plus, chiffrés"]),
+        "de": ("Was soll das Modell über Ihr {thing} wissen? Fügen Sie es ein oder nennen Sie die wichtigsten Fakten.", "Der Prompt handelt von Ihrem {thing}, enthält es aber nicht; das Modell müsste es erfinden.", ["(hier einfügen)", "die drei wichtigsten Fakten, mit Zahlen"]),
+        "pt": ("O que o modelo deve saber sobre o seu {thing}? Cole-o ou dê os fatos principais.", "O prompt fala do seu {thing} mas não o inclui, então o modelo teria de inventá-lo.", ["(cole aqui)", "os três fatos que mais importam, com números"]),
+        "it": ("Che cosa deve sapere il modello sul suo {thing}? Lo incolli o dia i fatti principali.", "Il prompt parla del suo {thing} ma non lo include, quindi il modello dovrebbe inventarlo.", ["(incolli qui)", "i tre fatti che contano di più, con i numeri"]),
+        "zh": ("模型需要了解你的{thing}的哪些信息？请粘贴原文或给出关键事实。", "提示词讲的是你的{thing}，却没有提供它，模型只能编造。", ["（在这里粘贴）", "最重要的三条事实，附数字"]),
+        "ja": ("あなたの{thing}について、モデルは何を知っておくべきですか？貼り付けるか、要点を挙げてください。", "プロンプトはあなたの{thing}についてですが、その中身がないため、モデルは作り上げるしかありません。", ["（ここに貼り付け）", "最も大事な事実3つ（数字つき）"]),
+        "ru": ("Что модель должна знать о вашем «{thing}»? Вставьте текст или перечислите ключевые факты.", "Промпт о вашем «{thing}», но не содержит его, так что модели придётся выдумывать.", ["(вставьте сюда)", "три самых важных факта, с цифрами"]),
+    },
     "task": {
         "es": ("¿Qué debe hacer el modelo con este prompt?", "No se encontró ninguna petición (o solo una vacía, como «Hazlo»), así que el modelo tendría que adivinar la tarea.", ["Resumirlo en cinco viñetas", "Reescribirlo para un público más joven"]),
         "fr": ("Que doit faire le modèle avec ce prompt ?", "Aucune demande n'a été trouvée (ou seulement une demande vide, comme « Fais-le »), donc le modèle devrait deviner la tâche.", ["Le résumer en cinq points", "Le réécrire pour un public plus jeune"]),

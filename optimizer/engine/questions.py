@@ -13,6 +13,7 @@ from optimizer.engine.reading import Reading
 MAX_QUESTIONS = 5
 ORDER = (
     "task",
+    "facts",
     "conflict",
     "purpose",
     "audience",
@@ -40,6 +41,18 @@ QUESTION_FOR_TECHNIQUE = {
     "constraints": "success",
 }
 
+PURPOSE_EXAMPLES = {
+    "general": [
+        "A slide for Monday's team meeting",
+        "A first draft I will edit",
+        "To decide between two suppliers",
+    ],
+    "creative": ["A reading at my sister's wedding", "A contest entry, 500 words at most"],
+    "technical": ["A runbook the on-call team follows at night", "To choose between two designs"],
+    "analytical": ["A recommendation the board votes on", "A first look before a deeper study"],
+    "coding": ["A library other teams will import", "A one-off script for a data migration"],
+    "data": ["Rows loaded into our CRM every night", "A one-off clean-up of an export"],
+}
 AUDIENCE_EXAMPLES = {
     "general": ["my colleagues at work", "customers with no technical background", "a curious 12-year-old"],
     "creative": ["adult readers of literary fiction", "children aged 6 to 8", "my friends on a group chat"],
@@ -71,6 +84,8 @@ def build_questions(reading: Reading, prompt_type: str, issue_codes: set[str]) -
     keys = []
     if "no-task" in issue_codes or reading.empty_task:
         keys.append("task")
+    if reading.owned:
+        keys.append("facts")
     if reading.conflicts:
         keys.append("conflict")
     if "missing-context" in issue_codes or "too-short" in issue_codes:
@@ -112,6 +127,9 @@ def question_for(key: str, reading: Reading, prompt_type: str = "general") -> di
         question = question.format(what=CONFLICT_NAMES.get(what, {}).get(reading.language, what))
     if key == "instead":
         question = question.format(rule=_negative_rule(reading))
+    if key == "facts":
+        question, why = question.format(thing=reading.owned), why.format(thing=reading.owned)
+        examples = [example.format(thing=reading.owned) for example in examples]
     return _q(key, question, why, examples)
 
 
@@ -132,6 +150,14 @@ def _english_question(key: str, reading: Reading, prompt_type: str) -> dict | No
                 "Find the errors and list them",
             ],
         )
+    if key == "facts":
+        thing = reading.owned or "subject"
+        return _q(
+            key,
+            f"What should the model know about your {thing}? Paste it, or give the key facts.",
+            f"The prompt is about your {thing} but does not include it, so the model would have to invent it.",
+            [f"(the {thing} itself, pasted)", "the three facts that matter most, with figures"],
+        )
     if key == "conflict":
         what = reading.conflicts[0] if reading.conflicts else "two instructions"
         return _q(
@@ -145,11 +171,7 @@ def _english_question(key: str, reading: Reading, prompt_type: str) -> dict | No
             key,
             "What is the answer for, and what should it build on?",
             "The purpose decides what to include and what to leave out; it cannot be guessed from the request alone.",
-            [
-                "A slide for Monday's team meeting",
-                "A first draft I will edit",
-                "To decide between two suppliers",
-            ],
+            PURPOSE_EXAMPLES["coding" if reading.code_task else kind],
         )
     if key == "audience":
         return _q(

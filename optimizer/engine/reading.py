@@ -57,6 +57,7 @@ CREATIVE_FORM = re.compile(
     r"\b(?:poem|poetry|haiku|story|stories|song|lyrics|tweet|tweets|email|e-mail|letter|essay|article|blog post|"
     r"post|caption|slogan|tagline|joke|script|screenplay|limerick|sonnet|speech|toast|headline|bio|image|picture|"
     r"photo|illustration|logo|poema|cuento|canción|poème|histoire|chanson|gedicht|geschichte|lied|poesia|"
+    r"correo|carta|mensaje|courriel|lettre|nachricht|mensagem|lettera|messaggio|"
     r"história|canção|storia|canzone|стих\w*|рассказ\w*|песн\w*|письм\w*)\b|诗|故事|歌|詩|物語",
     re.IGNORECASE,
 )
@@ -91,6 +92,7 @@ class Reading:
     task: str  # the first sentence that asks for something, or ""
     empty_task: bool  # it asks for nothing specific ("Do it.")
     code_task: bool
+    owned: str  # the author's own thing the task is about ("resume", "product"), when the prompt does not carry it
     creative_form: bool  # it names the form of the piece (a poem, an email...)
     material: tuple[Material, ...] = ()
     buried: bool = False  # an instruction follows the material
@@ -151,7 +153,7 @@ def read(text: str) -> Reading:
     material = () if structured else _material(text)
     instructions = _without(text, material)
     task = next(
-        (s for s in sentences_of(instructions) if lexicon.TASK_VERB.search(s) or lexicon.QUESTION.match(s)),
+        (s for s in sentences_of(instructions) if _asks(s)),
         "",
     )
     answered = _answer_lines(text)
@@ -184,6 +186,7 @@ def read(text: str) -> Reading:
         task=task,
         empty_task=bool(task) and _empty(sentences_of(instructions)),
         code_task=bool(CODE_TASK.search(text)),
+        owned=_owned(task, material, text),
         creative_form=bool(CREATIVE_FORM.search(task or text[:400])),
         material=material,
         buried=_buried(text, material),
@@ -197,8 +200,33 @@ def read(text: str) -> Reading:
 
 def _empty(sentences: list[str]) -> bool:
     """Every request in it is empty: "Do it.", or a verb with nothing but vague words after it."""
-    asking = [s for s in sentences if lexicon.TASK_VERB.search(s) or lexicon.QUESTION.match(s)]
+    asking = [s for s in sentences if _asks(s)]
     return all(lexicon.EMPTY_TASK.match(s) or not content_words(s) for s in asking)
+
+
+OWNED = re.compile(
+    r"\b(?:my|our)\s+(?:new\s+|current\s+|own\s+)?(?P<thing>resume|cv|cover letter|product|company|startup|"
+    r"business|app|website|essay|paper|thesis|article|blog post|code|project|service|brand|shop|store|"
+    r"restaurant|book|novel|course|talk|presentation|pitch|proposal|business plan|report|profile|bio|"
+    r"portfolio|campaign|newsletter|podcast|speech|policy|draft|letter)\b",
+    re.IGNORECASE,
+)
+
+
+def _owned(task: str, material: tuple["Material", ...], text: str) -> str:
+    """What the request is about that only the author has (their resume, their product), when the
+    prompt neither carries it nor gives a placeholder for it: the model would invent it."""
+    if material or len(words_of(text)) > 40 or re.search(r"\{\{?\w|\$\{|\[[A-Z]|<[A-Za-z_]", text):
+        return ""
+    match = OWNED.search(task)
+    return match.group("thing").lower() if match else ""
+
+
+def _asks(sentence: str) -> bool:
+    """A sentence that asks the model for something (not a line of dialogue quoted in a story)."""
+    if sentence.startswith(('"', "“", "«", "„", "'", "‘")):
+        return False
+    return bool(lexicon.TASK_VERB.search(sentence) or lexicon.QUESTION.search(sentence))
 
 
 def _without(text: str, material: tuple["Material", ...]) -> str:

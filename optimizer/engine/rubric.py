@@ -76,15 +76,20 @@ ANSWER_LABEL = re.compile(
 )
 
 
+LABEL_KEYS = {label: key for labels in lexicon.ANSWER_LABELS.values() for key, label in labels.items()}
+ANSWER_LINE = re.compile(
+    r"^[ \t]*("
+    + "|".join(sorted(map(re.escape, LABEL_KEYS), key=len, reverse=True))
+    + r")\s*[:：]\s*(\S.*)$",
+    re.MULTILINE,
+)
+
+
 def _answers(text: str) -> dict[str, str]:
     """The author's answers woven in as labelled lines ("Audience: new hires"), by question key."""
-    found = {}
-    for line in text.splitlines():
-        for labels in lexicon.ANSWER_LABELS.values():
-            for key, label in labels.items():
-                match = re.match(rf"{re.escape(label)}\s*[:：]\s*(\S.*)$", line.strip())
-                if match:
-                    found.setdefault(key, match.group(1))
+    found: dict[str, str] = {}
+    for match in ANSWER_LINE.finditer(text):
+        found.setdefault(LABEL_KEYS[match.group(1)], match.group(2))
     return found
 
 
@@ -139,11 +144,12 @@ def score(text: str) -> dict:
     """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}], "penalties": [...]}``."""
     reading = read(text)
     evidence = _evidence(text)
+    answered = _answers(text)
     results = {
         "task": _task(reading, evidence),
         "specifics": _specifics(text, evidence),
-        "context": _context(reading, evidence),
-        "output": _output(reading, evidence),
+        "context": _context(reading, evidence, answered),
+        "output": _output(evidence, answered),
         "material": _material(reading),
         "rules": _rules(evidence),
         "examples_reasoning": _examples(evidence),
@@ -216,9 +222,8 @@ def _is_tag(span: str, text: str) -> bool:
     return span.startswith("<") and f"</{span[1:]}" in text
 
 
-def _context(reading, evidence):
+def _context(reading, evidence, answered):
     points, found = 0, []
-    answered = _answers(reading.text)
     audience = answered.get("audience") or next((s for s in evidence if lexicon.AUDIENCE.search(s)), None)
     if audience:
         points += 35
@@ -245,9 +250,8 @@ def _context(reading, evidence):
     ) if found else "Says nothing specific about who it is for, why, or whose expertise."
 
 
-def _output(reading, evidence):
+def _output(evidence, answered):
     points, found = 0, []
-    answered = _answers(reading.text)
     form = answered.get("format") or next(
         (
             s

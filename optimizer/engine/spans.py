@@ -6,6 +6,7 @@ Placeholders come in every style people use: ``{var}``, ``{{var}}``, ``${var}`` 
 deliberately generous: a span wrongly taken for a placeholder only costs being kept as it is.
 """
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -34,14 +35,17 @@ class Span:
 
 def protected_ranges(text: str) -> list[tuple[int, int, Span]]:
     """Every protected occurrence in ``text`` as (start, end, span), in order, none overlapping."""
-    taken: list[tuple[int, int, Span]] = []
+    taken: list[tuple[int, int, Span]] = []  # kept sorted by start; the spans never overlap
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            if any(start < other_end and other_start < end for other_start, other_end, _ in taken):
+            index = bisect.bisect_left(taken, start, key=lambda item: item[0])
+            before = taken[index - 1] if index else None
+            after = taken[index] if index < len(taken) else None
+            if (before and before[1] > start) or (after and after[0] < end):
                 continue  # inside a longer span already kept (a number inside a URL, say)
-            taken.append((start, end, Span(kind, match.group())))
-    return sorted((item for item in taken if item[2].kind != "marker"), key=lambda item: item[0])
+            taken.insert(index, (start, end, Span(kind, match.group())))
+    return [item for item in taken if item[2].kind != "marker"]
 
 
 def protected_spans(text: str) -> list[Span]:

@@ -434,7 +434,7 @@ def test_auto_reads_the_prompt_itself_to_ground_an_answer_in_its_material(owner)
 
     applied = {item["slug"] for item in run.techniques if item["applied"]}
     assert {"delimiters", "grounding"} <= applied
-    assert "Base the answer only on what is inside <data>" in run.optimized_text
+    assert "Base the answer on what is inside <data>" in run.optimized_text
 
 
 def test_an_answered_version_shows_what_the_answers_settled_not_the_originals_gaps(owner):

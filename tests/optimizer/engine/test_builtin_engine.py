@@ -202,7 +202,7 @@ def test_added_text_is_in_the_prompts_language():
     output = optimized(text, "analytical", ["delimiters", "grounding"])
 
     assert "Todo lo que hay entre <review> y </review>" in output
-    assert "Basa la respuesta solo en lo que hay dentro de <review>" in output
+    assert "Basa la respuesta en lo que hay dentro de <review>" in output
     assert "Everything between" not in output and "Base the answer" not in output
 
 
@@ -426,3 +426,22 @@ def test_a_named_recipient_is_an_audience_in_any_language():
         "Write an email to my boss.",
     ):
         assert "audience" not in {q["key"] for q in builtin.optimize(text, "general")["design"]["questions"]}
+
+
+def test_what_the_prompt_is_about_but_does_not_carry_is_asked_for_first():
+    questions = builtin.optimize("Help me improve my resume.", "general")["design"]["questions"]
+    assert questions[0]["key"] == "facts"
+    assert "resume" in questions[0]["question"]
+    carried = builtin.optimize(
+        "Improve my resume summary:\n\nData analyst, five years, SQL and Python.", "general"
+    )
+    assert "facts" not in {q["key"] for q in carried["design"]["questions"]}
+
+
+def test_the_lead_in_stays_right_before_its_material_and_the_data_line_follows_the_block():
+    text = (
+        "Translate the text below into Spanish. Only reply with the translation.\n\n"
+        "Text:\nOur office is closed."
+    )
+    output = optimized(text, "general", ["delimiters"])
+    assert "Text:\n<text>\nOur office is closed.\n</text>\nEverything between <text> and </text>" in output
