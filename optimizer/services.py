@@ -103,6 +103,8 @@ def run_settings_build(
 
 def _title_from(text: str) -> str:
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled prompt")
+    # "Summarize this review:" reads as a title without its colon (ASCII or full-width).
+    first_line = first_line.rstrip(":\uff1a").rstrip() or first_line
     return first_line if len(first_line) <= 80 else first_line[:79].rstrip() + "…"
 
 
@@ -166,6 +168,11 @@ def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
     author's answers are not given again: the result already has them woven in."""
     if run.status != OptimizationRun.Status.DONE:
         raise ValidationError("Only a finished optimization can be optimized again.")
+    if run.engine == OptimizationRun.Engine.BUILTIN and run.optimized_text.strip() != run.prompt.text.strip():
+        raise ValidationError(
+            "The built-in engine's second pass over its own result changes nothing. Answer the questions, "
+            "or choose a language model, to make a new version."
+        )
     if run.optimized_text.strip() == run.prompt.text.strip():
         raise ValidationError(
             "This optimization returned your prompt unchanged, so optimizing it again would give the same "

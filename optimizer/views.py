@@ -93,7 +93,13 @@ def _run_context(
         context["serious"] = any(
             issue.get("severity") in SERIOUS for issue in (run.diagnosis or {}).get("issues", [])
         )
-        context["good_shape"] = run.engine == OptimizationRun.Engine.BUILTIN and not context["serious"]
+        answered = bool((run.settings or {}).get("answers"))
+        context["reoptimized"] = bool(run.parent_id) and not answered  # its prompt is the previous result
+        context["good_shape"] = (
+            run.engine == OptimizationRun.Engine.BUILTIN and not context["serious"] and not answered
+        )
+        # The built-in engine is idempotent: a second pass over its own result changes nothing.
+        context["can_reoptimize"] = not context["unchanged"] and run.engine != OptimizationRun.Engine.BUILTIN
         context["answer_form"] = answer_form or AnswerForm(run.questions)
         context["answers_given"] = sorted((run.settings.get("answers") or {}).items())
         context["body_key"] = _result_digest(run)

@@ -14,7 +14,7 @@ from optimizer.engine import lexicon
 from optimizer.engine.catalogue import TECHNIQUES
 from optimizer.engine.language import WRITTEN, language_name
 from optimizer.engine.questions import build_questions
-from optimizer.engine.reading import LIST_ITEM, Reading, content_words, read
+from optimizer.engine.reading import CREATIVE_FORM, LIST_ITEM, Reading, content_words, material_name, read
 from optimizer.engine.spans import protected_spans
 
 ISSUE_FIX = {
@@ -46,7 +46,7 @@ def deconstruct(text: str, prompt_type: str) -> dict:
         name
         for name, key in (("role", "role"), ("audience", "audience"), ("output format", "format"),
                           ("length", "length"), ("context or purpose", "purpose"))
-        if not reading.states(key)
+        if not reading.states(key) and not (key == "format" and _named_form(reading))
     ]  # fmt: skip
     if prompt_type in ("data", "coding") and not reading.states("examples"):
         missing.append("examples")
@@ -55,11 +55,11 @@ def deconstruct(text: str, prompt_type: str) -> dict:
         "goal": _clip(reading.task or text, 240),
         "task_verb": _verb(reading.task, verb),
         "role": _clip(_persona_sentence(reading) or _first(lexicon.ROLE, text), 240),
-        "audience": _clip(_first(lexicon.AUDIENCE, text), 120),
+        "audience": _clip(_match(lexicon.AUDIENCE, text), 120),
         "inputs": [f"<{item.tag}> ({item.end - item.start:,} characters)" for item in reading.material],
         "placeholders": [span.text for span in protected_spans(text) if span.kind == "placeholder"][:100],
         "constraints": [_clip(s, 200) for s in reading.sentences if _is_rule(s)][:30],
-        "output_format": _clip(_sentence_with(lexicon.FORMAT, reading), 240),
+        "output_format": _clip(_sentence_with(lexicon.FORMAT, reading) or _named_form(reading), 240),
         "language": language_name(reading.language),
         "missing": missing,
     }
@@ -110,6 +110,17 @@ def _first(pattern: re.Pattern, text: str) -> str:
     return text[start : end + 1].strip()
 
 
+def _match(pattern: re.Pattern, text: str) -> str:
+    match = pattern.search(text)
+    return match.group().strip() if match else ""
+
+
+def _named_form(reading: Reading) -> str:
+    """The piece a request names ("a blog post", "an email") is its form."""
+    match = CREATIVE_FORM.search(reading.task) if reading.task else None
+    return match.group() if match else ""
+
+
 def _sentence_with(pattern: re.Pattern, reading: Reading) -> str:
     return next((s for s in reading.sentences if pattern.search(s)), "")
 
@@ -158,18 +169,19 @@ def _findings(reading: Reading, prompt_type: str):
         yield "ambiguous", "Vague words in the request: " + ", ".join(vague[:6]) + "."
     if reading.words < 8 and not spec:
         yield "too-short", f"Only {reading.words} words."
-    elif prose and reading.words < 40 and not reading.states("purpose"):
+    elif (
+        prose
+        and reading.words < 25
+        and not reading.states("purpose")
+        and not CONTENT_CLAUSE.search(reading.task)
+    ):
         yield "missing-context", "Nothing says what the answer is for or what it builds on."
     if reading.buried:
         yield "buried-instructions", "An instruction comes after a long block of material."
     loose = reading.loose_material
     if loose:
-        yield (
-            "undelimited-data",
-            "Material to work on is not set apart from the instructions: "
-            + ", ".join(f"<{item.tag}>" for item in loose)
-            + ".",
-        )
+        names = ", ".join(material_name(item.tag) for item in loose)
+        yield "undelimited-data", f"Material to work on is not set apart from the instructions: {names}."
     if (
         prose
         and not reading.states("format")
@@ -195,7 +207,8 @@ def _findings(reading: Reading, prompt_type: str):
     ):
         yield "no-examples", "An example input and output would fix the form of the answer."
     if (
-        prompt_type in ("analytical", "technical", "coding", "data")
+        prompt_type == "coding"
+        and reading.code_task  # answered by writing the tests first; elsewhere a generic line would be filler
         and prose
         and not reading.states("reasoning")
         and not reading.states("answer_only")
@@ -224,6 +237,12 @@ def _prose_length(reading: Reading) -> bool:
 
 TRANSFORM = re.compile(
     r"\b(?:extract|classify|convert|parse|format|tag|label|categori[sz]e|map|normali[sz]e|transform)\b", re.I
+)
+
+
+# "..., that I will be late", "about remote work": the request says what the answer is about.
+CONTENT_CLAUSE = re.compile(
+    r"\b(?:that|about|on|regarding|dass|über|que|sobre|sur|à propos|che|su|sull\w*|что|о|об)\b", re.I
 )
 
 
@@ -306,6 +325,8 @@ def with_answers(deconstruction: dict, diagnosis: dict, answers: dict | None) ->
     if not answers:
         return deconstruction, diagnosis
     settled = {code: key for key, (codes, _, _) in ANSWER_SETTLES.items() if key in answers for code in codes}
+    if len(answers) >= 2:
+        settled.setdefault("too-short", next(iter(answers)))  # two answers give it enough to go on
     issues = [issue for issue in diagnosis.get("issues", []) if issue.get("code") not in settled]
     resolved = [
         {**issue, "resolved_by": settled[issue["code"]]}

@@ -51,7 +51,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Few-shot examples",
             "Shows worked input/output pairs so the model copies their form and level.",
             ALL_TYPES,
-            "Adds an Examples section with a slot for input/output pairs that show the expected answer.",
+            "Shows an input and the answer wanted for it. The built-in engine asks you rather than guess.",
             "examples",
             "Follow the form and level of detail of these examples (replace them with real ones):",
             "Input: <an example input>\nOutput: <the answer you would want for it>",
@@ -120,7 +120,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Role / persona",
             "Gives the model an expert identity that sets vocabulary, depth and judgment.",
             ALL_TYPES,
-            "Adds a Role section naming the expertise the task calls for.",
+            "Names the expertise the task calls for. The built-in engine asks you rather than guess.",
             "role",
         ),
         _t(
@@ -136,7 +136,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Structured output with a JSON schema",
             "Asks for JSON matching a stated schema, so the answer can be parsed.",
             ("data", "coding", "technical", "analytical"),
-            "Adds an output format asking for JSON that matches a schema.",
+            "Asks for JSON that matches a stated schema. The built-in engine asks you rather than guess.",
             "output",
             "Return only JSON, no prose around it, matching this schema (adjust the fields to your "
             'needs): {"answer": string, "reasoning_summary": string, "confidence": "low" | "medium" | '
@@ -147,7 +147,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Explicit constraints",
             "States the rules the answer must respect instead of leaving them implied.",
             ALL_TYPES,
-            "Collects the prompt's rules into a Constraints section and adds missing basics.",
+            "States the rules the answer must follow, and which wins when two conflict. The built-in engine asks you rather than guess.",
             "constraints",
             "If something needed is missing or unclear, say what and state the assumption you made.",
         ),
@@ -156,7 +156,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Audience",
             "Names who the answer is for, which sets vocabulary and depth.",
             ALL_TYPES,
-            "Adds who the answer is for.",
+            "Adds who the answer is for. The built-in engine asks you rather than guess.",
             "context",
         ),
         _t(
@@ -164,7 +164,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Tone and style",
             "States the voice, register and style the answer should have.",
             ("creative", "general"),
-            "Adds the tone and style the answer should have.",
+            "Adds the tone and style the answer should have. The built-in engine asks you rather than guess.",
             "constraints",
         ),
         _t(
@@ -172,7 +172,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Output length",
             "Bounds the length of the answer.",
             ALL_TYPES,
-            "Adds a length bound suited to the type of prompt.",
+            "Adds a length bound suited to the type of prompt. The built-in engine asks you rather than guess.",
             "output",
         ),
         _t(
@@ -219,16 +219,16 @@ TECHNIQUES: dict[str, Technique] = {
             "Meta-prompting",
             "Describes the structure of a good answer rather than its content.",
             ("technical", "analytical", "coding", "general"),
-            "Adds a description of the structure the answer must follow.",
+            "Describes the structure the answer must follow. The built-in engine asks you rather than guess.",
             "output",
             "Structure the answer as: a one-line summary, the main part, then any caveats.",
         ),
         _t(
             "decomposition",
             "Decomposition",
-            "Splits the task into explicit numbered sub-tasks.",
+            "Has the model answer each part of a multi-part request in order, none skipped.",
             ALL_TYPES,
-            "Turns a multi-part request into numbered sub-tasks.",
+            "Asks to answer each of the requests in order, each under its own heading.",
             "task",
         ),
         _t(
@@ -236,7 +236,7 @@ TECHNIQUES: dict[str, Technique] = {
             "Context priming",
             "Gives the background the model needs before the task.",
             ALL_TYPES,
-            "Adds a Context section for purpose and background.",
+            "Says what the answer is for and the background it needs. The built-in engine asks you rather than guess.",
             "context",
         ),
         _t(
@@ -244,15 +244,15 @@ TECHNIQUES: dict[str, Technique] = {
             "Negative instructions rewritten as positive ones",
             "Says what to do instead of only what not to do; models follow positive instructions better.",
             ALL_TYPES,
-            "Rewrites 'do not X' rules so each says what to do.",
+            "Rewrites 'do not X' rules so each says what to do. The built-in engine asks you rather than guess.",
             "constraints",
         ),
         _t(
             "grounding",
             "Grounding in provided sources",
-            "Limits the answer to the sources given and asks for citations.",
+            "Bases the answer on the material given and keeps it apart from the model's own inference.",
             ("analytical", "technical", "data"),
-            "Asks to answer only from the provided material and to cite it.",
+            "Asks to base the answer on the provided material and say which points come from it.",
             "constraints",
             "Base the answer only on the provided material; quote or cite the part each claim comes from, "
             "and say so when the material does not contain the answer.",
@@ -260,9 +260,9 @@ TECHNIQUES: dict[str, Technique] = {
         _t(
             "verification",
             "Verification / chain of verification",
-            "Drafts an answer, asks verification questions about it, answers them and corrects the draft.",
+            "Checks each item of the drafted answer against the source and corrects what it does not support.",
             ("analytical", "technical", "data", "coding"),
-            "Adds a verification pass: questions that check the draft's facts, answered independently.",
+            "Adds a pass that checks the draft against the source before answering.",
             "verification",
             "After drafting, write two or three questions that would expose an error in the draft, answer "
             "each independently, and correct the draft where they disagree.",
@@ -272,7 +272,7 @@ TECHNIQUES: dict[str, Technique] = {
             "State the stakes",
             "Says why the task matters and what a good result enables.",
             ("general", "creative", "analytical"),
-            "Adds why the result matters, which helps the model weigh trade-offs.",
+            "Adds why the result matters, which helps the model weigh trade-offs. The built-in engine asks you rather than guess.",
             "context",
         ),
         _t(

@@ -245,6 +245,14 @@ def content_words(sentence: str) -> list[str]:
     ][1:]  # the first is the verb itself
 
 
+def material_name(tag: str) -> str:
+    """What a loose block of material is, in words ("the review"): its tag exists only once set apart."""
+    base = re.sub(r"_\d+$", "", tag)
+    return {"data": "the data rows", "log": "the log lines", "text": "the pasted text"}.get(
+        base, f"the {base}"
+    )
+
+
 def _answer_lines(text: str) -> set[str]:
     """Keys of the author's answers the engine wove in before ("Audience: ..."), in any language."""
     found = set()

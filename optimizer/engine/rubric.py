@@ -11,7 +11,15 @@ contradictions and filler. A prompt without a real request scores low whatever s
 import re
 
 from optimizer.engine import lexicon
-from optimizer.engine.reading import CJK, CREATIVE_FORM, content_words, read, sentences_of, words_of
+from optimizer.engine.reading import (
+    CJK,
+    CREATIVE_FORM,
+    content_words,
+    material_name,
+    read,
+    sentences_of,
+    words_of,
+)
 from optimizer.engine.spans import protected_spans
 
 CRITERIA: dict[str, tuple[str, int, str]] = {
@@ -185,7 +193,11 @@ def weighted_overall(criteria: list[dict]) -> int:
 
 
 def _task(reading, evidence):
-    asking = [s for s in evidence if lexicon.TASK_VERB.search(s)]
+    asking = [
+        s
+        for s in evidence
+        if (lexicon.TASK_VERB.search(s) or lexicon.QUESTION.search(s)) and not lexicon.FIRST_REQUEST.search(s)
+    ]
     if reading.persona and not asking:
         asking = [s for s in evidence if lexicon.PERSONA.search(s)]
     if not asking:
@@ -277,10 +289,11 @@ def _material(reading):
         return None
     delimited = [m for m in reading.material if m.delimited]
     share = len(delimited) / len(reading.material)
-    names = ", ".join(f"<{m.tag}>" for m in reading.material)
     if share == 1:
+        names = ", ".join(f"<{m.tag}>" for m in reading.material)
         return 100, f"The material ({names}) is set apart from the instructions."
-    return round(100 * share), f"Material not set apart: {names}."
+    loose = ", ".join(material_name(m.tag) for m in reading.material if not m.delimited)
+    return round(100 * share), f"Material not set apart: {loose}."
 
 
 def _rules(evidence):

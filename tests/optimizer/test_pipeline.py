@@ -150,7 +150,11 @@ def test_reoptimizing_links_the_new_run_to_its_parent_and_changes_nothing_more(o
     pipeline.run_optimization(run_id=run.pk)
     run.refresh_from_db()
     assert run.optimized_text != run.prompt.text  # the review was set apart
+    with pytest.raises(ValidationError, match="second pass over its own result changes nothing"):
+        services.run_reoptimize(run=run)  # the built-in engine's result: nothing to gain
 
+    OptimizationRun.objects.filter(pk=run.pk).update(engine=OptimizationRun.Engine.LLM)  # as a model's
+    run.refresh_from_db()
     child = services.run_reoptimize(run=run)
     pipeline.run_optimization(run_id=child.pk)
     child.refresh_from_db()
@@ -457,3 +461,8 @@ def test_an_answered_version_shows_what_the_answers_settled_not_the_originals_ga
     assert (
         "audience" not in child.deconstruction["missing"] and "length" not in child.deconstruction["missing"]
     )
+
+
+def test_a_prompts_title_drops_the_colon_of_its_lead_in(owner):
+    run = submit(owner, text="Summarize this review:\n\nGreat phone, awful battery.")
+    assert run.prompt.title == "Summarize this review"

@@ -187,7 +187,7 @@ def test_answering_a_run_that_has_not_finished_is_refused(owner, db):
 
 
 def test_reoptimizing_optimizes_the_rewrite_which_already_carries_the_answers(owner_client, owner):
-    run = done_run(owner, answers={"audience": "team leads"})
+    run = done_run(owner, answers={"audience": "team leads"}, engine="llm")  # a model's rewrite
     owner_client.post(reverse("optimizer:run-reoptimize", args=[run.pk]))
 
     child = OptimizationRun.objects.get(parent=run)
@@ -458,7 +458,7 @@ def test_a_run_scored_before_penalties_were_recorded_lists_none(owner_client, ow
 def test_an_unchanged_prompt_offers_neither_optimize_again_nor_keep_my_original(owner_client, owner):
     """Both would be pointless: optimizing the same text again makes an identical cached version, and
     the original is already the prompt shown. The page says what makes a new version instead."""
-    rewritten = done_run(owner)
+    rewritten = done_run(owner, engine="llm")
     changed = page(owner_client, rewritten)
     assert f'action="{reverse("optimizer:run-reoptimize", args=[rewritten.pk])}"' in changed
     assert "Keep my original" in changed
@@ -480,4 +480,15 @@ def test_optimizing_an_unchanged_prompt_again_is_refused_with_a_message(owner_cl
 
     assert response.redirect_chain == [(reverse("optimizer:run", args=[run.pk]), 302)]
     assert "Answer its questions, or edit the prompt, to make a new version." in response.content.decode()
+    assert OptimizationRun.objects.count() == 1
+
+
+def test_a_builtin_result_is_not_offered_optimize_again_its_second_pass_changes_nothing(owner_client, owner):
+    run = done_run(owner)  # the built-in engine, with a rewrite
+    html = page(owner_client, run)
+
+    assert reverse("optimizer:run-reoptimize", args=[run.pk]) not in html
+    assert "the built-in engine's second pass changes nothing" in html
+    with pytest.raises(ValidationError, match="second pass over its own result changes nothing"):
+        services.run_reoptimize(run=run)
     assert OptimizationRun.objects.count() == 1

@@ -182,8 +182,9 @@ def test_favorite_toggles_with_and_without_htmx(owner_client, owner):
 
 def test_reoptimize_starts_a_linked_version_shown_in_the_chain(owner_client, owner):
     run = make_run(owner)
-    run.optimized_text = f"{run.prompt.text}\n\nAnswer in three sentences."  # a rewrite, whatever the engine
-    run.save(update_fields=["optimized_text"])
+    run.optimized_text = f"{run.prompt.text}\n\nAnswer in three sentences."  # a model's rewrite
+    run.engine = OptimizationRun.Engine.LLM
+    run.save(update_fields=["optimized_text", "engine"])
     response = owner_client.post(reverse("optimizer:run-reoptimize", args=[run.pk]))
     child = OptimizationRun.objects.get(parent=run)
     pipeline.run_optimization(run_id=child.pk)

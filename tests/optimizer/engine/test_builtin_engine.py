@@ -445,3 +445,31 @@ def test_the_lead_in_stays_right_before_its_material_and_the_data_line_follows_t
     )
     output = optimized(text, "general", ["delimiters"])
     assert "Text:\n<text>\nOur office is closed.\n</text>\nEverything between <text> and </text>" in output
+
+
+def test_the_findings_agree_with_each_other_and_name_things_as_the_author_wrote_them():
+    rows = (
+        "Which product line is losing money?\nproduct,revenue,cost\nbikes,120,95\nhelmets,30,34\nlocks,18,12"
+    )
+    result = builtin.optimize(rows, "analytical")
+    task = next(item for item in result["before"]["criteria"] if item["key"] == "task")
+    undelimited = next(i for i in result["diagnosis"]["issues"] if i["code"] == "undelimited-data")
+
+    assert task["score"] >= 50 and "Which product line is losing money?" in task["rationale"]
+    assert "the data rows" in undelimited["detail"] and "<data>" not in undelimited["detail"]
+
+    blog = builtin.optimize("Write a blog post about remote work.", "general")
+    assert blog["deconstruction"]["output_format"] == "blog post"
+    assert "output format" not in blog["deconstruction"]["missing"]
+    assert "no-output-format" not in {i["code"] for i in blog["diagnosis"]["issues"]}
+    assert "no-reasoning" not in {
+        i["code"] for i in result["diagnosis"]["issues"]
+    }  # no generic filler asked for
+
+
+def test_two_answers_settle_too_little_to_go_on():
+    answered = builtin.optimize(
+        "Explain tides.", "general", answers={"audience": "my kids", "length": "a paragraph"}
+    )
+    assert "too-short" not in {i["code"] for i in answered["diagnosis"]["issues"]}
+    assert "too-short" in {i["code"] for i in answered["diagnosis"]["resolved"]}
