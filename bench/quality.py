@@ -31,9 +31,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from optimizer.engine import builtin  # noqa: E402 - needs the project on the path (run as a script)
-from optimizer.engine.language import detect_language  # noqa: E402
-from tests.optimizer.engine.rubric_cases import GAMING_CASES, PAIRS  # noqa: E402
+from optimizer.builtin_engine import builtin  # noqa: E402 - needs the project on the path (run as a script)
+from optimizer.builtin_engine.language import detect_language  # noqa: E402
+from tests.optimizer.builtin_engine.rubric_cases import GAMING_CASES, PAIRS  # noqa: E402
 
 PROMPTS_CSV = PROJECT_ROOT.parent / "shared" / "data" / "awesome-chatgpt-prompts.csv"
 REPORT_PATH = PROJECT_ROOT / "data" / "quality-report.json"

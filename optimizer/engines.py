@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from optimizer.engine import builtin
-from optimizer.engine.analysis import ISSUE_FIX
-from optimizer.engine.catalogue import TECHNIQUES, TYPES
-from optimizer.engine.spans import missing_spans
+from optimizer.builtin_engine import builtin
+from optimizer.builtin_engine.analysis import ISSUE_FIX
+from optimizer.builtin_engine.catalogue import TECHNIQUES, TYPES
+from optimizer.builtin_engine.spans import missing_spans
 from optimizer.llm import gateway, routing
 from optimizer.llm.types import LLMRequest, Message
 from optimizer.models import ModelChoice

@@ -3,7 +3,7 @@ import re
 from django import forms
 from django.conf import settings
 
-from optimizer.engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
 from optimizer import caching
-from optimizer.engine.analysis import select_techniques, with_answers
-from optimizer.engine.catalogue import PRESETS, TECHNIQUES
-from optimizer.engine.rubric import score
+from optimizer.builtin_engine.analysis import select_techniques, with_answers
+from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.builtin_engine.rubric import score
 from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome
 from optimizer.models import ModelChoice, OptimizationRun
 

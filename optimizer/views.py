@@ -16,8 +16,8 @@ from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
 from optimizer import diffing, selectors, services
-from optimizer.engine.catalogue import PRESETS, TECHNIQUES
-from optimizer.engine.rubric import CRITERIA
+from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.builtin_engine.rubric import CRITERIA
 from optimizer.exporting import csv_stream
 from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm
 from optimizer.health import health_report, run_check

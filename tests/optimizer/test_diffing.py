@@ -1,7 +1,7 @@
 import pytest
 
+from optimizer.builtin_engine import builtin
 from optimizer.diffing import inline_diff, side_by_side
-from optimizer.engine import builtin
 
 EXAMPLES = [
     ("write a blog post about {topic} for our website. dont make it too long. include 3 tips.", "general"),

@@ -12,7 +12,7 @@ from django_q.brokers import get_broker
 
 from costs.models import UsageRecord
 from optimizer import pipeline, services
-from optimizer.engine.rubric import score
+from optimizer.builtin_engine.rubric import score
 from optimizer.llm.fake_provider import FakeProvider
 from optimizer.models import OptimizationRun
 from tests.optimizer.llm.conftest import SECRET, add_model

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from optimizer import pipeline, services
-from optimizer.engine.rubric import CRITERIA
+from optimizer.builtin_engine.rubric import CRITERIA
 from optimizer.models import OptimizationRun, Prompt
 from tests.html import inline_code
 

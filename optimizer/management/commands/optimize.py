@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from optimizer import pipeline, selectors, services
-from optimizer.engine.catalogue import PRESETS, TECHNIQUES
-from optimizer.engine.questions import ORDER as QUESTION_KEYS
+from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
+from optimizer.builtin_engine.questions import ORDER as QUESTION_KEYS
 from optimizer.engines import BuiltinEngine
 from optimizer.forms import answer_text_validate, prompt_text_validate
 from optimizer.models import ModelChoice, OptimizationRun, Prompt

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from optimizer.engine.spans import missing_spans, protected_spans
+from optimizer.builtin_engine.spans import missing_spans, protected_spans
 from tests.prompts_csv import real_prompts
 
 

@@ -10,8 +10,8 @@ contradictions and filler. A prompt without a real request scores low whatever s
 
 import re
 
-from optimizer.engine import lexicon
-from optimizer.engine.reading import (
+from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.reading import (
     CJK,
     CREATIVE_FORM,
     content_words,
@@ -20,7 +20,7 @@ from optimizer.engine.reading import (
     sentences_of,
     words_of,
 )
-from optimizer.engine.spans import protected_spans
+from optimizer.builtin_engine.spans import protected_spans
 
 CRITERIA: dict[str, tuple[str, int, str]] = {
     # key: (name, weight in percent, what earns the points)

@@ -7,12 +7,12 @@ import re
 import pytest
 from django.core.exceptions import ValidationError
 
-from optimizer.engine import builtin
-from optimizer.engine.analysis import deconstruct, diagnose, select_techniques
-from optimizer.engine.catalogue import ALL_TYPES, PRESETS, TECHNIQUES
-from optimizer.engine.language import detect, detect_language
-from optimizer.engine.reading import read
-from optimizer.engine.spans import missing_spans
+from optimizer.builtin_engine import builtin
+from optimizer.builtin_engine.analysis import deconstruct, diagnose, select_techniques
+from optimizer.builtin_engine.catalogue import ALL_TYPES, PRESETS, TECHNIQUES
+from optimizer.builtin_engine.language import detect, detect_language
+from optimizer.builtin_engine.reading import read
+from optimizer.builtin_engine.spans import missing_spans
 from optimizer.forms import prompt_text_validate
 from tests.prompts_csv import real_prompts
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from optimizer.engine import builtin
-from optimizer.engine.rubric import CRITERIA, score, weighted_overall
-from tests.optimizer.engine.rubric_cases import CODE_REVIEW_PROSE, GAMING_CASES, PAIRS
+from optimizer.builtin_engine import builtin
+from optimizer.builtin_engine.rubric import CRITERIA, score, weighted_overall
+from tests.optimizer.builtin_engine.rubric_cases import CODE_REVIEW_PROSE, GAMING_CASES, PAIRS
 
 
 @pytest.mark.parametrize(("name", "text"), GAMING_CASES, ids=[name for name, _ in GAMING_CASES])

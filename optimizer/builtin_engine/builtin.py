@@ -1,8 +1,8 @@
 """The built-in engine: the four stages without any model, deterministic and offline."""
 
-from optimizer.engine.analysis import deconstruct, diagnose, select_techniques, with_answers
-from optimizer.engine.design import design
-from optimizer.engine.rubric import score
+from optimizer.builtin_engine.analysis import deconstruct, diagnose, select_techniques, with_answers
+from optimizer.builtin_engine.design import design
+from optimizer.builtin_engine.rubric import score
 
 VERSION = "builtin-2"  # part of the result-cache key: bump when the engine's output changes
 

@@ -11,8 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from optimizer.engine import lexicon
-from optimizer.engine.language import detect
+from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.language import detect
 
 HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```[ \t]*$", re.DOTALL | re.MULTILINE)

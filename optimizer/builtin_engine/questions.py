@@ -6,9 +6,9 @@ design stage weaves it in.
 
 import re
 
-from optimizer.engine import lexicon
-from optimizer.engine.question_texts import CONFLICT_NAMES, TEXTS
-from optimizer.engine.reading import Reading
+from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.question_texts import CONFLICT_NAMES, TEXTS
+from optimizer.builtin_engine.reading import Reading
 
 MAX_QUESTIONS = 5
 ORDER = (

@@ -10,12 +10,12 @@ asked, not invented. Lines already present are not added again, so a second pass
 
 from dataclasses import dataclass, field
 
-from optimizer.engine import lexicon
-from optimizer.engine.catalogue import TECHNIQUES
-from optimizer.engine.language import WRITTEN, language_name
-from optimizer.engine.questions import QUESTION_FOR_TECHNIQUE, question_for
-from optimizer.engine.reading import Reading, read
-from optimizer.engine.spans import missing_spans, protected_spans
+from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.catalogue import TECHNIQUES
+from optimizer.builtin_engine.language import WRITTEN, language_name
+from optimizer.builtin_engine.questions import QUESTION_FOR_TECHNIQUE, question_for
+from optimizer.builtin_engine.reading import Reading, read
+from optimizer.builtin_engine.spans import missing_spans, protected_spans
 
 ANSWER_BEFORE = ("task", "role")  # answers that say what the prompt is: they lead it
 # Techniques whose catalogue line is English only: written in English prompts, noted elsewhere.

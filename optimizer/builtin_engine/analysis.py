@@ -10,12 +10,19 @@ an output format, a JSON spec is not asked for a length.
 
 import re
 
-from optimizer.engine import lexicon
-from optimizer.engine.catalogue import TECHNIQUES
-from optimizer.engine.language import WRITTEN, language_name
-from optimizer.engine.questions import build_questions
-from optimizer.engine.reading import CREATIVE_FORM, LIST_ITEM, Reading, content_words, material_name, read
-from optimizer.engine.spans import protected_spans
+from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.catalogue import TECHNIQUES
+from optimizer.builtin_engine.language import WRITTEN, language_name
+from optimizer.builtin_engine.questions import build_questions
+from optimizer.builtin_engine.reading import (
+    CREATIVE_FORM,
+    LIST_ITEM,
+    Reading,
+    content_words,
+    material_name,
+    read,
+)
+from optimizer.builtin_engine.spans import protected_spans
 
 ISSUE_FIX = {
     "no-task": ("high", "No clear task", "State in one sentence what the model must do, starting with a verb."),
