@@ -5,13 +5,8 @@ import pytest
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
 from optimizer import pipeline, services
-from optimizer.engines import (
-    JUDGE_CRITERIA,
-    BuiltinEngine,
-    LLMEngine,
-    clean_questions,
-    prompt_kinds,
-)
+from optimizer.engines import BuiltinEngine, LLMEngine
+from optimizer.meta_prompts import JUDGE_CRITERIA, clean_questions, prompt_kinds
 from tests.prompts_csv import real_prompts
 
 pytestmark = pytest.mark.django_db
