@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import push_url, reswap, retarget
 
 from optimizer import diffing, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
@@ -52,11 +52,16 @@ def optimize(request):
 
 
 def _to_run_page(request, run: OptimizationRun):
-    """After a submission, the run's own page, so the address and the page always agree (an htmx
-    request is told to load it whole: its title, breadcrumb, nav and versions, scrolled to the top)."""
-    if request.htmx:
-        return HttpResponseClientRedirect(reverse("optimizer:run", args=[run.pk]))
-    return redirect("optimizer:run", pk=run.pk)
+    """After a submission, the run's own page, so the address and the page always agree. An htmx
+    request gets that page in the same response, swapped in as the whole body (title, breadcrumb,
+    nav and versions included) with its address pushed, scrolled to the top: one round trip, where
+    a client redirect took two."""
+    if not request.htmx:
+        return redirect("optimizer:run", pk=run.pk)
+    context = _run_context(run, lazy_diff=True) | {"chain": selectors.version_chain(run)}
+    response = render(request, "optimizer/run.html", context)
+    response = reswap(retarget(response, "body"), "innerHTML show:window:top")
+    return push_url(response, reverse("optimizer:run", args=[run.pk]))
 
 
 def _optimize_context(form) -> dict:

@@ -139,12 +139,13 @@ def test_an_htmx_answer_loads_the_new_versions_page_whole(owner_client, owner):
     response = owner_client.post(answer_url(run), {"answer-length": "about 800 words"}, **HTMX)
 
     child = OptimizationRun.objects.get(parent=run)
-    assert response["HX-Redirect"] == reverse("optimizer:run", args=[child.pk])
-    assert response.status_code == 200 and "HX-Retarget" not in response and not response.content
+    assert response["HX-Push-Url"] == reverse("optimizer:run", args=[child.pk])
+    assert response.status_code == 200 and response["HX-Retarget"] == "body"
+    assert f"<title>{child.prompt.title} · Prompt Optimizer</title>" in response.content.decode()
     assert child.settings["answers"] == {"length": "about 800 words"}
 
     pipeline.run_optimization(run_id=child.pk)
-    html = owner_client.get(response["HX-Redirect"]).content.decode()
+    html = owner_client.get(response["HX-Push-Url"]).content.decode()
     assert f"<title>{child.prompt.title} · Prompt Optimizer</title>" in html
     assert "<h2>Versions</h2>" in html and reverse("optimizer:run", args=[run.pk]) in html
 
