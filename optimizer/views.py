@@ -211,7 +211,12 @@ def run_detail(request, pk: int):
 def run_progress(request, pk: int):
     """The live panel: the stages while the run works, the result once it is done."""
     run = services.run_expire_stale(run=selectors.run_for_user(request.user, pk))
-    return render(request, "optimizer/run.html#run-panel", _run_context(run, lazy_diff=True))
+    context = _run_context(run, lazy_diff=True)
+    if run.status == OptimizationRun.Status.DONE and run.parent_id:
+        # The Versions card lies outside the polled panel: once the run is done it is sent along
+        # (out of band), so this version's line shows its checklist without a reload.
+        context |= {"chain": selectors.version_chain(run), "oob_versions": True}
+    return render(request, "optimizer/run.html#run-panel", context)
 
 
 @require_safe

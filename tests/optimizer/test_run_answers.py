@@ -493,3 +493,20 @@ def test_a_builtin_result_is_not_offered_optimize_again_its_second_pass_changes_
     with pytest.raises(ValidationError, match="second pass over its own result changes nothing"):
         services.run_reoptimize(run=run)
     assert OptimizationRun.objects.count() == 1
+
+
+def test_the_versions_card_is_refreshed_with_the_panel_once_a_new_version_is_done(owner_client, owner):
+    run = done_run(owner)
+    child = services.run_answer(run=run, answers={"length": "about 800 words"})
+    progress = reverse("optimizer:run-progress", args=[child.pk])
+    running = owner_client.get(progress, **HTMX).content.decode()
+    assert 'id="versions"' not in running  # still working: the panel alone
+
+    pipeline.run_optimization(run_id=child.pk)
+    child.refresh_from_db()
+    done = owner_client.get(progress, **HTMX).content.decode()
+
+    assert '<section id="versions" class="card" hx-swap-oob="true">' in done
+    assert f"checklist {child.score_before} → {child.score_after}" in done
+    first = owner_client.get(reverse("optimizer:run-progress", args=[run.pk]), **HTMX).content.decode()
+    assert 'id="versions"' not in first  # the first version has no parent: nothing to refresh
