@@ -43,12 +43,7 @@ def prompt_text_validate(text: str) -> str:
             "PROMPT_MAX_CHARS.",
             code="too_long",
         )
-    if match := CONTROL.search(text):
-        raise forms.ValidationError(
-            f"The prompt contains a control character (U+{ord(match.group()):04X}) at position "
-            f"{match.start() + 1:,}. Remove it (it often comes from copying out of a terminal or PDF).",
-            code="control",
-        )
+    _refuse_control_characters(text, "prompt")
     return text.replace("\r\n", "\n")
 
 
@@ -122,13 +117,17 @@ def answer_text_validate(text: str) -> str:
             "fewer words: the answer goes into the prompt.",
             code="too_long",
         )
+    _refuse_control_characters(text, "answer")
+    return text.strip()
+
+
+def _refuse_control_characters(text: str, what: str) -> None:
     if match := CONTROL.search(text):
         raise forms.ValidationError(
-            f"The answer contains a control character (U+{ord(match.group()):04X}) at position "
+            f"The {what} contains a control character (U+{ord(match.group()):04X}) at position "
             f"{match.start() + 1:,}. Remove it (it often comes from copying out of a terminal or PDF).",
             code="control",
         )
-    return text.strip()
 
 
 class AnswerForm(forms.Form):
