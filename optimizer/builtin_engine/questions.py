@@ -84,7 +84,7 @@ def build_questions(reading: Reading, prompt_type: str, issue_codes: set[str]) -
     keys = []
     if "no-task" in issue_codes or reading.empty_task:
         keys.append("task")
-    if reading.owned:
+    if reading.owned and reading.language == "en":  # found by English words only
         keys.append("facts")
     if reading.conflicts:
         keys.append("conflict")
@@ -107,7 +107,7 @@ def build_questions(reading: Reading, prompt_type: str, issue_codes: set[str]) -
 
 
 def _wants_tone(reading: Reading, prompt_type: str) -> bool:
-    if reading.states("tone") or reading.persona or reading.structured:
+    if reading.states("tone") or reading.persona or reading.structured or reading.image:
         return False
     return prompt_type == "creative" or bool(
         re.search(r"\b(?:email|letter|post|tweet|message|reply|announcement|ad|copy)\b", reading.task, re.I)
@@ -128,8 +128,9 @@ def question_for(key: str, reading: Reading, prompt_type: str = "general") -> di
     if key == "instead":
         question = question.format(rule=_negative_rule(reading))
     if key == "facts":
-        question, why = question.format(thing=reading.owned), why.format(thing=reading.owned)
-        examples = [example.format(thing=reading.owned) for example in examples]
+        thing = reading.owned.split(" ", 1)[-1]  # the thing, without the English determiner
+        question, why = question.format(thing=thing), why.format(thing=thing)
+        examples = [example.format(thing=thing) for example in examples]
     return _q(key, question, why, examples)
 
 
@@ -151,12 +152,12 @@ def _english_question(key: str, reading: Reading, prompt_type: str) -> dict | No
             ],
         )
     if key == "facts":
-        thing = reading.owned or "subject"
+        thing = reading.owned or "the subject"
         return _q(
             key,
-            f"What should the model know about your {thing}? Paste it, or give the key facts.",
-            f"The prompt is about your {thing} but does not include it, so the model would have to invent it.",
-            [f"(the {thing} itself, pasted)", "the three facts that matter most, with figures"],
+            f"What should the model know about {thing}? Paste it, or say where it comes from.",
+            f"The prompt works on {thing} but does not include it, so the model would have to invent it.",
+            [f"({thing}, pasted here)", "the three facts that matter most, with figures"],
         )
     if key == "conflict":
         what = reading.conflicts[0] if reading.conflicts else "two instructions"
@@ -266,6 +267,11 @@ def _role_examples(reading: Reading) -> list[str]:
 
 def _negative_rule(reading: Reading) -> str:
     for sentence in reading.sentences:
-        if lexicon.PROHIBITION.match(sentence):
-            return sentence if len(sentence) <= 100 else sentence[:99] + "…"
+        rule = re.sub(r"^[\s*•+-]+", "", sentence)  # without its list marker
+        if lexicon.PROHIBITION.match(rule) and not LIMIT.search(rule):
+            return rule if len(rule) <= 100 else rule[:99] + "…"
     return ""
+
+
+# "Do not exceed two pages" already says what to do: stay within the limit.
+LIMIT = re.compile(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d", re.IGNORECASE)

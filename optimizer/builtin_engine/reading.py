@@ -50,7 +50,8 @@ ROW_LOG = re.compile(
 )
 CODE_TASK = re.compile(
     r"\b(?:write|implement|create|build|develop|code|generate)\b[^.\n]{0,60}\b(?:function|script|class|program|"
-    r"module|endpoint|api|query|regex|component|cli|test|method|algorithm)\b",
+    r"module|endpoint|api|query|regex|component|cli|test|method|algorithm|game|app|application|website|web app|"
+    r"extension|plugin|bot|tool|library|package|service|dashboard|page)\b",
     re.IGNORECASE,
 )
 CREATIVE_FORM = re.compile(
@@ -136,7 +137,8 @@ YAML_LINE = re.compile(r"^[ \t]*(?:- )?[\w\u00c0-\uffff][\w\u00c0-\uffff -]{0,40
 IMAGE = re.compile(
     r"\b(?:image|photo|photograph|picture|illustration|render(?:ed|ing)?|4k|8k|hdr|octane|unreal engine|"
     r"midjourney|dall-?e|stable diffusion|cinematic|bokeh|lens|aperture|f/\d|depth of field|lighting|"
-    r"aspect ratio|--ar|portrait|photorealistic|hyper-?realistic|wallpaper|poster|logo|selfie|shot on)\b",
+    r"aspect ratio|--ar|portrait|photorealistic|hyper-?realistic|wallpaper|poster|logo|selfie|shot on|video|"
+    r"footage|camera|close-up|wide shot|frames?|fps|animation|animated)\b",
     re.IGNORECASE,
 )
 
@@ -179,7 +181,7 @@ def read(text: str) -> Reading:
         language=language,
         words=len(words_of(text)),
         structured=structured,
-        image=len({m.group().lower() for m in IMAGE.finditer(text[:4000])}) >= 2,
+        image=_visual(text, task),
         headed=len(HEADING.findall(text)) >= 2,
         persona=persona,
         first_request=first_request,
@@ -214,12 +216,42 @@ OWNED = re.compile(
 
 
 def _owned(task: str, material: tuple["Material", ...], text: str) -> str:
-    """What the request is about that only the author has (their resume, their product), when the
-    prompt neither carries it nor gives a placeholder for it: the model would invent it."""
-    if material or len(words_of(text)) > 40 or re.search(r"\{\{?\w|\$\{|\[[A-Z]|<[A-Za-z_]", text):
+    """What the prompt works on but does not carry, as it names it ("your resume", "the current
+    code"), when it gives no placeholder for it either: the model would have to invent it."""
+    if material or "```" in text or re.search(r"\{\{?\w|\$\{|\[[A-Z]|<[A-Za-z_]", text):
         return ""
-    match = OWNED.search(task)
-    return match.group("thing").lower() if match else ""
+    if len(words_of(text)) <= 40 and (match := OWNED.search(task)):
+        return "your " + match.group("thing").lower()
+    if _visual(text, task):
+        return ""  # an image prompt's "uploaded photo" comes with it
+    match = ASSUMED.search(text)
+    return f"the {match.group('what').lower()}" if match else ""
+
+
+# Material a prompt takes for granted: "the current code", "the existing theme", "the provided data".
+ASSUMED = re.compile(
+    r"\b(?:the|my|our|your)\s+(?P<what>(?:current|existing|provided|attached|uploaded|given|specified|latest|"
+    r"real-time)\s+(?:[\w-]+\s+)?(?:code|codebase|theme|design|data|dataset|dimensions|measurements|colou?rs?|"
+    r"palette|brand guidelines|guidelines|files?|document|documents|docs|spreadsheet|report|schema|api|"
+    r"implementation|version|text|content|logo|website|app|application|project|repository|repo))\b",
+    re.IGNORECASE,
+)
+
+
+def _visual(text: str, task: str) -> bool:
+    """A description of an image or a video to make or edit: it names two visual things, or one that
+    the request itself is about ("Edit the uploaded photo...") or with no request in words."""
+    if TEXT_TASK.match(task):
+        return False  # "Explain how a camera lens works" asks for words about a visual thing
+    found = {m.group().lower() for m in IMAGE.finditer(text[:4000])}
+    return len(found) >= 2 or (len(found) == 1 and (not task or bool(IMAGE.search(task))))
+
+
+TEXT_TASK = re.compile(
+    r"^\W*(?:please\s+)?(?:explain|write|describe|summari[sz]e|list|tell|teach|compare|analy[sz]e|review|discuss|"
+    r"outline|translate|answer|give me)\b(?!.{0,40}\b(?:image|photo|picture|illustration|prompt)\b)",
+    re.IGNORECASE,
+)
 
 
 def _asks(sentence: str) -> bool:

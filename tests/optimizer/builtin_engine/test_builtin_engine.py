@@ -473,3 +473,38 @@ def test_two_answers_settle_too_little_to_go_on():
     )
     assert "too-short" not in {i["code"] for i in answered["diagnosis"]["issues"]}
     assert "too-short" in {i["code"] for i in answered["diagnosis"]["resolved"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "thing"),
+    [
+        ("Analyze the current code and suggest refactorings that reduce duplication.", "the current code"),
+        ("Append a dark mode to the existing theme. Keep the colours you find there.", "the existing theme"),
+    ],
+)
+def test_material_a_prompt_takes_for_granted_is_asked_for(text, thing):
+    first = builtin.optimize(text, "coding")["design"]["questions"][0]
+    assert first["key"] == "facts" and thing in first["question"]
+
+
+def test_image_and_code_prompts_are_not_asked_about_readers_or_word_counts():
+    for text, prompt_type in (
+        ("Edit the uploaded photo so the sky is blue and dramatic, keep the face unchanged.", "creative"),
+        ("A cat astronaut floating above Earth, cinematic lighting", "general"),
+        ("Create a simple FPS game in the browser with three levels.", "general"),
+    ):
+        result = builtin.optimize(text, prompt_type)
+        keys = {q["key"] for q in result["design"]["questions"]}
+        codes = {i["code"] for i in result["diagnosis"]["issues"]}
+        assert not keys & {"audience", "length", "tone", "task"}, text
+        assert not codes & {"no-audience", "unbounded-length", "no-task"}, text
+    explain = builtin.optimize("Explain how a camera lens works.", "general")["design"]["questions"]
+    assert "length" in {q["key"] for q in explain}  # words about a visual thing are still text
+
+
+def test_a_limit_is_not_taken_for_a_rule_that_only_forbids():
+    text = "Write the docs. Do not exceed two pages. Do not use more than 3 headings. Do not skip the FAQ."
+    result = builtin.optimize(text, "technical", ["positive-instructions"])
+    instead = [q for q in result["design"]["questions"] if q["key"] == "instead"]
+    assert instead and "Do not skip the FAQ." in instead[0]["question"]
+    assert "negative-instructions" not in {i["code"] for i in result["diagnosis"]["issues"]}
