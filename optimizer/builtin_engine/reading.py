@@ -43,8 +43,6 @@ ALREADY_SET_APART = re.compile(
     + ")"
 )
 STRUCTURE_LINE = re.compile(r"[ \t]*(?:[-*•+]|\d{1,3}[.)]|#{1,6}|\|)[ \t]")
-ROW_CSV = re.compile(r"^[^,\n]*(?:,[^,\n]*){2,}$")
-ROW_TSV = re.compile(r"^[^\t\n]*(?:\t[^\t\n]*){2,}$")
 ROW_LOG = re.compile(
     r"^\s*(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?\d{2}:\d{2}:\d{2}|\[?(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b)"
 )
