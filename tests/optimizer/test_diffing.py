@@ -1,5 +1,6 @@
 import pytest
 
+from optimizer import diffing
 from optimizer.builtin_engine import builtin
 from optimizer.diffing import inline_diff, side_by_side
 
@@ -47,3 +48,36 @@ def test_side_by_side_pairs_lines():
     assert [(row.left, row.right, row.op) for row in rows] == [
         ("a", "a", "equal"), ("b", "B", "replace"), ("c", "c", "equal"), (None, "d", "insert"),
     ]  # fmt: skip
+
+
+ADVERSARIAL = [
+    ("x\n" * 24999 + "x", "y\n" + "x\n" * 24999 + "x"),  # repeated lines, one changed at the start
+    ("x\ny\n" * 12500, "y\nx\n" * 12500),  # nothing in common at either end: all middle
+    ("```\n" * 12500, "```\n" * 6250 + "note\n" + "```\n" * 6250),  # repeated fences
+    ("word " * 10000, "word " * 9999 + "words"),  # one huge line
+    (" \t\n" * 16000, "\n\t " * 16000),  # whitespace only
+]
+
+
+@pytest.mark.parametrize(
+    ("original", "optimized"), ADVERSARIAL, ids=["lines", "alternating", "fences", "line", "blanks"]
+)
+def test_a_diff_of_adversarial_50000_character_texts_stays_within_its_budget_and_exact(original, optimized):
+    """The quadratic part (difflib) only ever sees a changed middle within DIFF_BUDGET; beyond it the
+    middle is one replacement. Either way both texts are rebuilt exactly."""
+    left, right = diffing.TOKEN.findall(original), diffing.TOKEN.findall(optimized)
+    start, a2, b2 = diffing._common_ends(left, right)
+    if (a2 - start) * (b2 - start) > diffing.DIFF_BUDGET:
+        assert diffing._opcodes(left, right) is None  # the word diff refuses: lines or plain instead
+    pieces = inline_diff(original, optimized)
+    rows = side_by_side(original, optimized)
+
+    assert rebuilt(pieces, "delete") == original and rebuilt(pieces, "insert") == optimized
+    assert [row.left for row in rows if row.left is not None] == original.splitlines()
+    assert [row.right for row in rows if row.right is not None] == optimized.splitlines()
+
+
+def test_a_diff_is_computed_once_per_pair_of_texts():
+    original, optimized = "x\ny\n" * 12500, "y\nx\n" * 12500
+    assert inline_diff(original, optimized) is inline_diff(original, optimized)
+    assert side_by_side(original, optimized) is side_by_side(original, optimized)
