@@ -64,11 +64,17 @@ def env_int(
 
 
 def env_list(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Split a comma-separated value, dropping blanks."""
+    """Split a comma-separated value; an empty entry is an error (", , " would mean no value at all)."""
     value = _raw(name, environ)
     if value is None:
         return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",")]
+    if "" in items:
+        raise ImproperlyConfigured(
+            f"{name} has an empty entry in {value!r}: separate the values with single commas and "
+            "leave none blank, or unset the variable for its default."
+        )
+    return items
 
 
 def env_choice(

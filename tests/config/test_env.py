@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -35,10 +37,18 @@ def test_env_int_checks_numbers_and_range():
 
 
 def test_env_list_splits_and_trims():
-    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": " a.example , b.example,, "}) == [
+    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": " a.example , b.example "}) == [
         "a.example",
         "b.example",
     ]
+
+
+@pytest.mark.parametrize("raw", [", , ", "a.example,,b.example", "a.example,"])
+def test_env_list_refuses_an_empty_entry_with_the_variable_named(raw):
+    # Dropping blanks turned ALLOWED_HOSTS=", , " into no host at all: every request got 400.
+    message = re.escape(f"ALLOWED_HOSTS has an empty entry in {raw.strip()!r}")
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env_list("ALLOWED_HOSTS", ["localhost"], environ={"ALLOWED_HOSTS": raw})
 
 
 def test_env_choice_is_case_insensitive_and_strict():

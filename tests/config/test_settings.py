@@ -131,6 +131,7 @@ def test_https_turns_on_secure_cookies_and_hsts(tmp_path):
         ({"TIME_ZONE": "Mars/Olympus"}, "TIME_ZONE must be an IANA time zone"),
         ({"TASK_WORKERS": "0"}, "TASK_WORKERS must be >= 1"),
         ({"CSRF_TRUSTED_ORIGINS": "prompts.example.com"}, "need a scheme"),
+        ({"ALLOWED_HOSTS": ", , "}, "ALLOWED_HOSTS has an empty entry"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
         ({"SMTP_HOST": "mail.example.com", "SMTP_PORT": "smtp"}, "SMTP_PORT must be a whole number"),
         ({"SMTP_HOST": "mail.example.com", "SMTP_SSL": "1", "SMTP_PASSWORD": "hunter2"}, "not both"),

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from tests.support import clean_env, manage
+from tests.support import clean_env, free_port, manage
 
 
 @pytest.fixture
@@ -38,3 +38,22 @@ def test_bad_port_or_concurrency_is_refused(tmp_path, variables, arguments, mess
     assert completed.returncode == 1
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_an_unreachable_database_is_reported_in_one_line_before_anything_starts(tmp_path):
+    database_port = free_port()
+    env = clean_env(
+        DATA_DIR=str(tmp_path),
+        DATABASE_URL=f"postgresql://app:hunter2@127.0.0.1:{database_port}/prompts",
+        SECRET_KEY="k" * 50,
+    )
+
+    completed = manage("serve", "--port", str(free_port()), env=env, timeout=60)
+
+    assert completed.returncode == 1
+    assert completed.stdout == ""  # neither child started: no banner, no worker output
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert "DATABASE_URL" in lines[0]
+    assert f"127.0.0.1:{database_port}" in lines[0]
+    assert "hunter2" not in lines[0]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
 
 from config.env import env_int, env_str
 from optimizer.services import admin_password_file
@@ -47,6 +48,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         host, port, web_workers = self._read_options(options)
         self._check_port_free(host, port)
+        self._check_database_answers()
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stop.set())
@@ -91,6 +93,22 @@ class Command(BaseCommand):
                     f"Cannot listen on {host}:{port} ({exc.strerror}). Stop whatever uses it, "
                     f"or choose another port: PORT={port + 1} make run"
                 ) from None
+
+    def _check_database_answers(self) -> None:
+        """Both children need PostgreSQL: say in one line that it does not answer, and where, not
+        in a traceback from each child. (SQLite is opened earlier, by the system checks.)"""
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            # libpq's first line ends with the cause ("... port 5432 failed: Connection refused").
+            reason = str(exc).strip().splitlines()[0].rpartition("failed: ")[2]
+            database = connection.settings_dict
+            host, port = database.get("HOST") or "localhost", database.get("PORT") or 5432
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise CommandError(
+                f"The database in DATABASE_URL does not answer at {address} ({reason}). "
+                "Start PostgreSQL there or correct DATABASE_URL, then run make run again."
+            ) from None
 
     def _web_command(self, host: str, port: int, web_workers: int) -> list[str]:
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
