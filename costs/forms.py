@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from costs.models import ModelPrice
 from costs.selectors import price_override
+from optimizer.forms import DayField
 from optimizer.llm.pricing import catalog_prices
 from optimizer.models import Provider
 
@@ -80,11 +81,13 @@ class DateRangeForm(forms.Form):
 
     MAX_DAYS = 366
 
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = DayField(required=False)
+    end = DayField(required=False)
 
     def clean(self):
         cleaned = super().clean()
+        if self.errors:  # a date that is not one, or out of bounds, has its own message
+            return cleaned
         today = timezone.localdate()
         end = cleaned.get("end") or today
         start = cleaned.get("start") or end - timedelta(days=29)

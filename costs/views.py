@@ -15,7 +15,8 @@ from costs.forecast import METHOD
 from costs.forms import DateRangeForm
 from costs.selectors import Scope
 from costs.usage_days import usage_days
-from optimizer.exporting import csv_stream
+from optimizer.exporting import csv_stream, read_ahead
+from optimizer.forms import errors_text
 
 
 def _scope(request) -> Scope:
@@ -33,16 +34,12 @@ def _range(request) -> tuple[DateRangeForm, tuple]:
     return form, (start, end)
 
 
-def _range_error(form: DateRangeForm) -> str:
-    return " ".join(form.non_field_errors()) or "Enter the dates as YYYY-MM-DD."
-
-
 @require_safe
 def dashboard(request):
     scope = _scope(request)
     form, (start, end) = _range(request)
     if form.is_bound and not form.is_valid():
-        messages.error(request, _range_error(form))
+        messages.error(request, errors_text(form))
     query = {"start": start.isoformat(), "end": end.isoformat()} | ({} if scope.site else {"scope": "mine"})
     context = selectors.cost_dashboard(scope=scope, start=start, end=end)
     return render(
@@ -78,11 +75,11 @@ def usage_export(request):
     scope = _scope(request)
     form, (start, end) = _range(request)
     if form.is_bound and not form.is_valid():  # a file of another range would pass for the one asked
-        return HttpResponseBadRequest(_range_error(form), content_type="text/plain; charset=utf-8")
+        return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
     records = selectors.usage_in_range(scope=scope, start=start, end=end)
     records = records.order_by("created_at", "id")
     fields = EXPORT_FIELDS
-    rows = records.values_list(*[source for _name, source in fields]).iterator(chunk_size=2000)
+    rows = read_ahead(records.values_list(*[source for _name, source in fields]).iterator(chunk_size=2000))
     response = StreamingHttpResponse(
         csv_stream([name for name, _source in fields], rows), content_type="text/csv; charset=utf-8"
     )
@@ -121,7 +118,7 @@ class _UsageChart(BaseLineChartView):
         self.scope = _scope(request)
         form, (self.start, self.end) = _range(request)
         if form.is_bound and not form.is_valid():
-            return JsonResponse({"error": _range_error(form)}, status=400)
+            return JsonResponse({"error": errors_text(form)}, status=400)
         self.usage = usage_days(user_id=self.scope.user_id, start=self.start, end=self.end)
         return super().get(request, *args, **kwargs)
 

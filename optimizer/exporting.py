@@ -1,6 +1,7 @@
 """Streamed CSV that spreadsheets open safely: UTF-8 with a BOM, and no cell run as a formula."""
 
 import csv
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -21,6 +22,14 @@ def csv_cell(value) -> str:
     else:
         text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def read_ahead(rows: Iterable) -> Iterator:
+    """``rows`` with the first one already read: the query runs, and fails if it fails, before the
+    response's first byte, so an export is a whole file or an error page, never a cut file with 200."""
+    rows = iter(rows)
+    first = list(itertools.islice(rows, 1))
+    return itertools.chain(first, rows)
 
 
 class _Echo:

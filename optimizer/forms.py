@@ -1,7 +1,9 @@
+import datetime as dt
 import re
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
@@ -177,14 +179,40 @@ class AnswerForm(forms.Form):
         return [(question, self[question["key"]]) for question in self.questions]
 
 
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+DAY_OUT_OF_RANGE = f"Enter a date from {FIRST_DAY} to {LAST_DAY}."
+
+
+class DayField(forms.DateField):
+    """A calendar day for a filter or a range, far enough from years 1 and 9999 that the range's
+    arithmetic (the day after, a month before, local midnight turned into UTC) stays within what
+    Python's dates and the database can hold."""
+
+    default_error_messages = {"invalid": "Enter the dates as YYYY-MM-DD."}
+
+    def __init__(self, **kwargs):
+        limits = {"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
+        kwargs.setdefault("widget", forms.DateInput(attrs=limits))
+        validators = [
+            MinValueValidator(FIRST_DAY, DAY_OUT_OF_RANGE),
+            MaxValueValidator(LAST_DAY, DAY_OUT_OF_RANGE),
+        ]
+        super().__init__(validators=validators, **kwargs)
+
+
+def errors_text(form: forms.Form) -> str:
+    """All of a form's error messages in one line, each once: the text of a 400 or of a page's message."""
+    return " ".join(dict.fromkeys(message for messages in form.errors.values() for message in messages))
+
+
 class HistoryFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
     type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *Prompt.Type.choices])
     engine = forms.ChoiceField(
         label="Engine", required=False, choices=[("", "Any engine"), *OptimizationRun.Engine.choices]
     )
-    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DayField(label="From", required=False)
+    date_to = DayField(label="To", required=False)
     favorite = forms.BooleanField(label="Favorites only", required=False)
     min_gain = forms.IntegerField(
         label="Checklist gain at least", required=False, min_value=-100, max_value=100

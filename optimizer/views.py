@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LogoutView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -18,8 +18,8 @@ from django_htmx.http import push_url, reswap, retarget
 from optimizer import diffing, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import CRITERIA
-from optimizer.exporting import csv_stream
-from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm
+from optimizer.exporting import csv_stream, read_ahead
+from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm, errors_text
 from optimizer.health import health_report, run_check
 from optimizer.models import OptimizationRun
 
@@ -308,8 +308,10 @@ def history(request):
 @require_safe
 def history_export(request, fmt: str):
     form = HistoryFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    rows = selectors.history_export_rows(owner=request.user, filters=filters)
+    if form.is_bound and not form.is_valid():  # a file of every run would pass for the filtered one asked
+        return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
+    filters = form.cleaned_data if form.is_bound else {}
+    rows = read_ahead(selectors.history_export_rows(owner=request.user, filters=filters))
     if fmt == "json":
         response = StreamingHttpResponse(_json_stream(rows), content_type="application/json")
     else:

@@ -161,6 +161,12 @@ def test_the_range_filters_charts_tables_and_export(owner, client):
         ({"start": "2026-11-20", "end": "2026-11-01"}, "The start date is after the end date"),
         ({"start": "2024-01-01", "end": "2026-11-01"}, "Pick a range of at most 366 days."),
         ({"start": "last tuesday"}, "Enter the dates as YYYY-MM-DD."),
+        # the calendar's edges: 29 days before, the day after, or midnight in UTC fall outside any date
+        ({"end": "0001-01-01"}, "Enter a date from 1900-01-01 to 2999-12-31."),
+        ({"end": "0001-01-29"}, "Enter a date from 1900-01-01 to 2999-12-31."),
+        ({"end": "9999-12-31"}, "Enter a date from 1900-01-01 to 2999-12-31."),
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "Enter a date from 1900-01-01 to 2999-12-31."),
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "Enter a date from 1900-01-01 to 2999-12-31."),
     ],
 )
 def test_a_bad_range_says_what_to_do_and_shows_the_last_30_days(owner, client, query, message):
@@ -171,10 +177,22 @@ def test_a_bad_range_says_what_to_do_and_shows_the_last_30_days(owner, client, q
     assert response.status_code == 200
     page = response.content.decode()
     assert message in page and "(30 days)" in page
-    chart = client.get(reverse("costs:chart-spend-per-day"), query)  # not another range's figures
+    for name in CHARTS:  # not another range's figures
+        chart = client.get(reverse(f"costs:{name}"), query)
+        assert chart.status_code == 400 and message in chart.json()["error"], name
     export = client.get(reverse("costs:usage-export"), query)
-    assert chart.status_code == 400 and message in chart.json()["error"]
-    assert export.status_code == 400 and message in export.content.decode()
+    assert export.status_code == 400 and not export.streaming and message in export.content.decode()
+
+
+def test_the_widest_range_a_day_field_takes_is_served(owner, client, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"  # east of UTC: the first midnight is the day before in UTC
+    client.force_login(owner)
+    for query in ({"start": "1900-01-01", "end": "1900-01-01"}, {"start": "2999-12-31", "end": "2999-12-31"}):
+        assert client.get(reverse("costs:dashboard"), query).status_code == 200, query
+        for name in CHARTS:
+            assert client.get(reverse(f"costs:{name}"), query).status_code == 200, (name, query)
+        export = b"".join(client.get(reverse("costs:usage-export"), query).streaming_content)
+        assert export.decode("utf-8-sig").startswith("created_at,user,run_id"), query
 
 
 def test_tiles_measure_today_and_the_month_against_the_budgets_with_the_forecast_method(owner, client):

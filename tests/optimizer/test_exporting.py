@@ -5,7 +5,9 @@ import csv
 import io
 from decimal import Decimal
 
-from optimizer.exporting import CHUNK_CHARS, csv_stream
+import pytest
+
+from optimizer.exporting import CHUNK_CHARS, csv_stream, read_ahead
 
 
 def test_rows_go_out_in_pieces_of_many_lines_and_read_back_whole():
@@ -23,3 +25,14 @@ def test_rows_go_out_in_pieces_of_many_lines_and_read_back_whole():
 
 def test_a_short_export_is_one_piece():
     assert list(csv_stream(["a"], [("x",)])) == ["\ufeffa\r\nx\r\n"]
+
+
+def test_read_ahead_raises_before_the_response_starts_and_loses_no_row():
+    def failing():
+        raise RuntimeError("database gone")
+        yield
+
+    with pytest.raises(RuntimeError, match="database gone"):
+        read_ahead(failing())
+    assert list(read_ahead(iter([1, 2, 3]))) == [1, 2, 3]
+    assert list(read_ahead([])) == []
