@@ -1,5 +1,6 @@
 """Security headers, the CSP, and CSRF protection on every kind of page."""
 
+import logging
 import re
 
 import pytest
@@ -84,3 +85,29 @@ def test_a_post_with_the_csrf_token_from_the_page_is_accepted(owner):
 
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(owner.pk)
+
+
+def test_a_bad_host_header_is_one_warning_line_without_a_traceback(client, caplog):
+    # Anyone can send any Host: a traceback per request would let them flood the log.
+    with caplog.at_level(logging.INFO):
+        response = client.get(reverse("optimizer:healthz"), HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert [(record.name, record.levelname) for record in caplog.records] == [
+        ("django.security.DisallowedHost", "WARNING")
+    ]
+    assert caplog.records[0].exc_info is None
+    assert "evil.example" in caplog.text
+    assert len(caplog.text.splitlines()) == 1
+    assert "Traceback" not in caplog.text
+
+
+def test_other_security_errors_stay_errors(client, caplog, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    with caplog.at_level(logging.INFO):
+        response = client.post(reverse("login"), {"a": "1", "b": "2", "c": "3"})
+
+    assert response.status_code == 400
+    assert [(record.name, record.levelname) for record in caplog.records] == [
+        ("django.security.TooManyFieldsSent", "ERROR")
+    ]
