@@ -2,8 +2,8 @@ import itertools
 
 from chartjs.views.lines import BaseLineChartView
 from django.contrib import messages
-from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -177,10 +177,20 @@ def alert_dismiss(request, pk: int):
     """Hide one alert from the banner (for everyone who sees it: it is one event). 404 when the
     user may not see it."""
     alert = get_object_or_404(alerts_visible_to(request.user), pk=pk)
+    back = _same_site_path(request, request.POST.get("next", "")) or reverse("costs:dashboard")
     alert.dismissed_at = timezone.now()
     alert.save(update_fields=["dismissed_at"])
-    back = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(
-        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    return HttpResponseRedirect(back)
+
+
+def _same_site_path(request, url: str) -> str | None:
+    """``url`` when it is a path on this site (``/history/?page=2``), else None: never a URL name
+    (``redirect()`` would reverse ``logout``), another host, a scheme or a control character."""
+    safe = (
+        url.startswith("/")
+        and url.isprintable()
+        and url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     )
-    return redirect(back if safe else reverse("costs:dashboard"))
+    return url if safe else None

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -209,6 +210,62 @@ def test_the_banner_shows_on_every_page_until_dismissed(client, owner, other_use
     )
     assert response.status_code == 302 and response["Location"] == reverse("costs:dashboard")
     assert "Your monthly budget" not in client.get(reverse("optimizer:history")).content.decode()
+
+
+@pytest.fixture
+def alert(owner):
+    budget = Budget.objects.create(user=owner, period="monthly", limit=Decimal("1.00"))
+    return BudgetAlert.objects.create(
+        budget=budget, period_start=period_bounds("monthly")[0], threshold=80, spent=Decimal("0.8"),
+        limit=Decimal(1),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "back",
+    [
+        "foo",  # not a path: was taken for a URL name, NoReverseMatch after the alert was dismissed
+        "logout",  # a URL name, not a path
+        "%0d%0aSet-Cookie:x=1",
+        "\r\nSet-Cookie:x=1",
+        "/\r\nSet-Cookie:x=1",
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "javascript:alert(1)",
+        "http://testserver/history/",  # this site, but a URL, not a path
+    ],
+)
+def test_dismissing_with_a_next_that_is_not_a_same_site_path_goes_to_the_costs_page(
+    owner_client, alert, back
+):
+    response = owner_client.post(reverse("costs:alert-dismiss", args=[alert.pk]), {"next": back})
+
+    assert response.status_code == 302 and response["Location"] == reverse("costs:dashboard")
+    alert.refresh_from_db()
+    assert alert.dismissed_at is not None
+
+
+def test_dismissing_goes_back_to_the_page_it_was_sent_from(owner_client, alert):
+    response = owner_client.post(
+        reverse("costs:alert-dismiss", args=[alert.pk]), {"next": "/history/?q=tides&page=2"}
+    )
+
+    assert response.status_code == 302 and response["Location"] == "/history/?q=tides&page=2"
+
+
+def test_a_refused_dismissal_changes_nothing(client, owner, other_user, alert):
+    url = reverse("costs:alert-dismiss", args=[alert.pk])
+    client.force_login(other_user)
+    assert client.post(url, {"next": "foo"}).status_code == 404
+    client.force_login(owner)
+    assert client.get(url, {"next": "/history/"}).status_code == 405
+    checked = Client(enforce_csrf_checks=True)
+    checked.force_login(owner)
+    assert checked.post(url, {"next": "/history/"}).status_code == 403
+
+    alert.refresh_from_db()
+    assert alert.dismissed_at is None
 
 
 # --- Two real processes racing for the last cents ---------------------------------------------
