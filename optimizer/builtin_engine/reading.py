@@ -400,8 +400,10 @@ def _rows(text: str, taken: list[Material]) -> list[Material]:
         kind = _row_kind(lines[index].group())
         while kind and run + 1 < len(lines) and _row_kind(lines[run + 1].group()) == kind:
             run += 1
+        numeric = any(re.search(r"\d", lines[i].group()) for i in range(index, run + 1))
         if (
             kind
+            and numeric
             and run - index >= 2
             and not _inside(lines[index].start(), taken)
             and lines[index].start() > 0
@@ -409,9 +411,7 @@ def _rows(text: str, taken: list[Material]) -> list[Material]:
             found.append(
                 Material(lines[index].start(), lines[run].end(), "log" if kind == "log" else "data", False)
             )
-            index = run + 1
-            continue
-        index += 1
+        index = run + 1  # a run is judged whole: a part of it is never a block of its own
     return found
 
 

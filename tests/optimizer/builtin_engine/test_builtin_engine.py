@@ -508,3 +508,13 @@ def test_a_limit_is_not_taken_for_a_rule_that_only_forbids():
     instead = [q for q in result["design"]["questions"] if q["key"] == "instead"]
     assert instead and "Do not skip the FAQ." in instead[0]["question"]
     assert "negative-instructions" not in {i["code"] for i in result["diagnosis"]["issues"]}
+
+
+def test_rows_are_judged_as_one_run_never_split():
+    """A run of rows was rescanned from each of its lines, so one that began the prompt was fenced
+    from its second row on, leaving the first outside (and 2,000 rows took 7 s to read)."""
+    rows = "north,100,90,80\nsouth,50,60,70\neast,30,30,31\nwest,20,25,30\n"
+    assert optimized(rows + "Which region is falling?", "analytical", ["delimiters"]).startswith(rows)
+
+    after_request = optimized("Which region is falling?\n" + rows * 500, "analytical", ["delimiters"])
+    assert after_request.count("\n<data>\n") == 1 and inside_tags(after_request, "north,100,90,80")
