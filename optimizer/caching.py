@@ -1,9 +1,12 @@
 """The pipeline's two cache tiers, beside the gateway's API tier.
 
-- Analysis (deconstruct + diagnose): 24 h, keyed on the normalized prompt, its type and the engine
-  family (a built-in analysis is not served to a language-model run).
-- Result: 2 h, keyed on the normalized prompt, the run's settings and the engine version. A hit
-  completes a new run at once, with no task and no cost.
+- Analysis (deconstruct + diagnose): 24 h, keyed on the owner, the normalized prompt, its type and
+  the engine family (a built-in analysis is not served to a language-model run).
+- Result: 2 h, keyed on the owner, the normalized prompt, the run's settings and the engine version.
+  A hit completes a new run at once, with no task and no cost.
+
+Both are per owner: a hit would otherwise tell one user that another optimized the same text (the
+gateway's API cache below them stays shared: a hit there shows nobody anything).
 
 Hit and miss counts are not kept twice: each run records whether it hit either tier
 (``cached``, ``analysis_cached``), and ``selectors.cache_tier_stats`` counts them.
@@ -48,12 +51,12 @@ def _key(tier: str, *parts: object) -> str:
     return f"po:{tier}:v1:{digest}"
 
 
-def analysis_key(text: str, prompt_type: str, engine_kind: str) -> str:
-    return _key("analysis", normalize(text), prompt_type, engine_kind)
+def analysis_key(text: str, prompt_type: str, engine_kind: str, *, owner_id: int) -> str:
+    return _key("analysis", owner_id, normalize(text), prompt_type, engine_kind)
 
 
-def result_key(text: str, run_settings: dict, engine_version: str) -> str:
-    return _key("result", normalize(text), run_settings, engine_version)
+def result_key(text: str, run_settings: dict, engine_version: str, *, owner_id: int) -> str:
+    return _key("result", owner_id, normalize(text), run_settings, engine_version)
 
 
 def analysis_set(key: str, value: dict) -> None:

@@ -123,7 +123,7 @@ def _pipeline(run: OptimizationRun) -> None:
     engine = _engine(run, version)
     progress = _Progress(run)
 
-    analysis_key = caching.analysis_key(text, prompt_type, engine.version)
+    analysis_key = caching.analysis_key(text, prompt_type, engine.version, owner_id=run.owner_id)
     analysis = caching.cached(analysis_key)
     if analysis:
         deconstruction, diagnosis = analysis["deconstruction"], analysis["diagnosis"]
@@ -199,7 +199,7 @@ def _pipeline(run: OptimizationRun) -> None:
         duration_ms=round((time.perf_counter() - progress.started) * 1000),
     )
     if not engine.degraded:
-        caching.result_set(caching.result_key(text, run.settings, version), values)
+        caching.result_set(caching.result_key(text, run.settings, version, owner_id=run.owner_id), values)
 
 
 def _answered_by(outcomes: list[StageOutcome]) -> tuple[str, str]:

@@ -130,7 +130,9 @@ def run_submit(
         tags=tags or [],
     )
     run = OptimizationRun(owner=owner, prompt=prompt, parent=parent, settings=run_settings)
-    hit = caching.cached(caching.result_key(text, run_settings, pipeline.engine_version(run_settings)))
+    hit = caching.cached(
+        caching.result_key(text, run_settings, pipeline.engine_version(run_settings), owner_id=owner.pk)
+    )
     if hit:
         now = timezone.now()
         for name, value in hit.items():

@@ -255,7 +255,7 @@ def test_a_failing_provider_degrades_the_run_to_the_builtin_engine_and_says_why(
     assert (
         caches["default"].get(  # a degraded result is not cached for the next user
             __import__("optimizer.caching", fromlist=["x"]).result_key(
-                TEXT, run.settings, pipeline.engine_version(run.settings)
+                TEXT, run.settings, pipeline.engine_version(run.settings), owner_id=run.owner_id
             )
         )
         is None
@@ -466,3 +466,17 @@ def test_an_answered_version_shows_what_the_answers_settled_not_the_originals_ga
 def test_a_prompts_title_drops_the_colon_of_its_lead_in(owner):
     run = submit(owner, text="Summarize this review:\n\nGreat phone, awful battery.")
     assert run.prompt.title == "Summarize this review"
+
+
+def test_the_result_and_analysis_caches_are_per_owner_so_nobody_learns_what_another_wrote(owner, other_user):
+    mine = submit(owner)
+    pipeline.run_optimization(run_id=mine.pk)
+
+    theirs = submit(other_user)  # the same text and settings, another user
+    assert theirs.status == "queued" and not theirs.cached  # no "Cached result" telling them mine existed
+    pipeline.run_optimization(run_id=theirs.pk)
+    theirs.refresh_from_db()
+    assert theirs.status == "done" and not theirs.analysis_cached
+
+    again = submit(owner)
+    assert again.status == "done" and again.cached  # the owner's own cache still serves the owner
