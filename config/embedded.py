@@ -4,6 +4,7 @@ Also turns ``DATABASE_URL`` / ``REDIS_URL`` into Django settings, so settings.py
 decisions rather than parsing code.
 """
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -27,6 +28,14 @@ def data_dir_prepare(path: Path) -> Path:
         raise ImproperlyConfigured(
             f"Cannot create the data directory {path} ({exc.strerror}). Set DATA_DIR to a writable folder."
         ) from None
+    return path
+
+
+def owner_only_file_prepare(path: Path) -> Path:
+    """Create ``path`` empty and readable by its owner only, unless it exists: SQLite then opens it
+    as it is (an empty file is an empty database), so the database never starts world-readable."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return path
 
 

@@ -14,6 +14,7 @@ from django.utils.csp import CSP
 from config.embedded import (
     data_dir_prepare,
     database_from_url,
+    owner_only_file_prepare,
     redis_url_check,
     secret_key_load_or_create,
     sqlite_database,
@@ -34,7 +35,7 @@ if DATABASE_URL:
         )
     }
 else:
-    DATABASES = {"default": sqlite_database(DATA_DIR / "db.sqlite3")}
+    DATABASES = {"default": sqlite_database(owner_only_file_prepare(DATA_DIR / "db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SHARED_DATABASE = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3"
 
@@ -119,6 +120,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.middleware.no_store_for_users",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -260,5 +262,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.security.DisallowedHost": {"filters": ["disallowed_host_as_warning"]},
+        # HTTP/2 header compression and the transport log whole header blocks (an API key among them)
+        # at DEBUG: never, whatever LOG_LEVEL says.
+        "hpack": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

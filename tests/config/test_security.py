@@ -111,3 +111,18 @@ def test_other_security_errors_stay_errors(client, caplog, settings):
     assert [(record.name, record.levelname) for record in caplog.records] == [
         ("django.security.TooManyFieldsSent", "ERROR")
     ]
+
+
+def test_pages_and_exports_for_a_user_are_never_stored_by_a_cache(owner_client):
+    urls = (reverse("optimizer:history"), reverse("optimizer:history-export-csv"), reverse("costs:dashboard"))
+    for url in urls:
+        response = owner_client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"], url
+
+
+def test_header_blocks_are_never_logged_whatever_the_log_level(caplog):
+    """hpack logs each encoded header block (an API key among them) at DEBUG; so may httpcore."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("hpack", "hpack.hpack", "httpcore", "httpcore.http2"):
+        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name

@@ -153,3 +153,16 @@ def test_sqlite_connections_use_wal_and_a_busy_timeout():
     with connection.cursor() as cursor:
         assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_the_embedded_database_is_created_readable_by_its_owner_only(tmp_path):
+    data_dir = tmp_path / "data"
+    load_settings(clean_env(DATA_DIR=str(data_dir)))
+
+    assert (data_dir / "db.sqlite3").stat().st_mode & 0o777 == 0o600
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    (existing / "db.sqlite3").write_bytes(b"")
+    (existing / "db.sqlite3").chmod(0o640)
+    load_settings(clean_env(DATA_DIR=str(existing)))
+    assert (existing / "db.sqlite3").stat().st_mode & 0o777 == 0o640  # an existing file is left as it is
