@@ -64,19 +64,24 @@ class BuiltinEngine:
         self, text, prompt_type, deconstruction, diagnosis, techniques, *, keep_spans, answers=None
     ) -> StageOutcome:
         return StageOutcome(
-            builtin.design(
-                text,
-                prompt_type,
-                deconstruction,
-                techniques,
-                keep_spans=keep_spans,
-                diagnosis=diagnosis,
-                answers=answers,
-            )
+            _builtin_design(text, prompt_type, deconstruction, diagnosis, techniques, keep_spans, answers)
         )
 
     def compare(self, original: str, rewrite: str, prompt_type: str) -> StageOutcome | None:
         return None  # only a model judges the pair; the checklist scores both texts anyway
+
+
+def _builtin_design(text, prompt_type, deconstruction, diagnosis, techniques, keep_spans, answers) -> dict:
+    """The built-in design stage: the built-in engine's answer, and the model's fallback."""
+    return builtin.design(
+        text,
+        prompt_type,
+        deconstruction,
+        techniques,
+        keep_spans=keep_spans,
+        diagnosis=diagnosis,
+        answers=answers,
+    )
 
 
 def _fair_coin() -> bool:
@@ -205,14 +210,8 @@ class LLMEngine:
         self, text, prompt_type, deconstruction, diagnosis, techniques, *, keep_spans, answers=None
     ) -> StageOutcome:
         def fallback():
-            return builtin.design(
-                text,
-                prompt_type,
-                deconstruction,
-                techniques,
-                keep_spans=keep_spans,
-                diagnosis=diagnosis,
-                answers=answers,
+            return _builtin_design(
+                text, prompt_type, deconstruction, diagnosis, techniques, keep_spans, answers
             )
 
         given = {slug(key): str(answer).strip() for key, answer in (answers or {}).items()}

@@ -13,7 +13,7 @@ import re
 from optimizer.builtin_engine import lexicon
 from optimizer.builtin_engine.catalogue import TECHNIQUES
 from optimizer.builtin_engine.language import WRITTEN, language_name
-from optimizer.builtin_engine.questions import LIMIT, build_questions
+from optimizer.builtin_engine.questions import build_questions
 from optimizer.builtin_engine.reading import (
     CREATIVE_FORM,
     LIST_ITEM,
@@ -132,12 +132,6 @@ def _sentence_with(pattern: re.Pattern, reading: Reading) -> str:
     return next((s for s in reading.sentences if pattern.search(s)), "")
 
 
-def _prohibition(sentence: str) -> bool:
-    """A rule that only forbids, and not a limit ("Do not exceed two pages" says what to do)."""
-    rule = re.sub(r"^[\s*•+-]+", "", sentence)
-    return bool(lexicon.PROHIBITION.match(rule)) and not LIMIT.search(rule)
-
-
 RULE = re.compile(
     r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than)\b", re.I
 )
@@ -236,7 +230,7 @@ def _findings(reading: Reading, prompt_type: str):
         and len(content_words(reading.task)) >= 2
     ):
         yield "no-reasoning", "Nothing asks the model to plan or reason before answering."
-    negatives = sum(1 for s in reading.sentences if _prohibition(s))
+    negatives = sum(1 for s in reading.sentences if lexicon.prohibition(s))
     if negatives >= 3 and negatives * 2 > len([s for s in reading.sentences if _is_rule(s)]):
         yield "negative-instructions", f"{negatives} rules say only what not to do."
     text = reading.text

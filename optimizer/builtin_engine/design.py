@@ -142,9 +142,7 @@ def _apply(slug: str, draft: _Draft, prompt_type: str) -> str | None:
         key = QUESTION_FOR_TECHNIQUE[slug]
         if slug == "constraints" and reading.conflicts:
             key = "conflict"
-        if slug == "positive-instructions" and not any(
-            lexicon.PROHIBITION.match(x) for x in reading.sentences
-        ):
+        if slug == "positive-instructions" and not any(map(lexicon.prohibition, reading.sentences)):
             return "The prompt has no 'do not' rule to turn around."
         if reading.states(key) and key not in draft.answers:
             return f"The prompt already states its {key}."

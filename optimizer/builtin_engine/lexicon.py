@@ -203,6 +203,16 @@ NEGATIVE = re.compile(
 PROHIBITION = re.compile(
     r"^\W*(?:do not|don't|dont|never|avoid|no debes|nunca|ne jamais|nie|niemals|não|non)\b", _I
 )
+# "Do not exceed two pages" already says what to do: stay within the limit.
+LIMIT = re.compile(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d", _I)
+
+
+def prohibition(sentence: str) -> str:
+    """``sentence`` without its list marker when it is a rule that only forbids (not a limit), else ""."""
+    rule = re.sub(r"^[\s*•+-]+", "", sentence)
+    return rule if PROHIBITION.match(rule) and not LIMIT.search(rule) else ""
+
+
 VAGUE = re.compile(
     r"\b(?:something|stuff|things?|somehow|etc|whatever|good|nice|better|interesting|various|a bit|"
     r"kind of|sort of|maybe|probably|appropriate|relevant|properly|amazing|awesome|great)\b",

@@ -266,12 +266,5 @@ def _role_examples(reading: Reading) -> list[str]:
 
 
 def _negative_rule(reading: Reading) -> str:
-    for sentence in reading.sentences:
-        rule = re.sub(r"^[\s*•+-]+", "", sentence)  # without its list marker
-        if lexicon.PROHIBITION.match(rule) and not LIMIT.search(rule):
-            return rule if len(rule) <= 100 else rule[:99] + "…"
-    return ""
-
-
-# "Do not exceed two pages" already says what to do: stay within the limit.
-LIMIT = re.compile(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d", re.IGNORECASE)
+    rule = next((rule for rule in map(lexicon.prohibition, reading.sentences) if rule), "")
+    return rule if len(rule) <= 100 else rule[:99] + "…"

@@ -85,7 +85,6 @@ class Reading:
     words: int
     structured: bool  # the whole prompt is JSON or YAML: a spec, not prose
     image: bool  # a description of an image to generate
-    headed: bool  # Markdown headings of its own
     persona: bool
     first_request: str  # the persona's first request, verbatim, or ""
     task: str  # the first sentence that asks for something, or ""
@@ -156,7 +155,7 @@ def read(text: str) -> Reading:
         (s for s in sentences_of(instructions) if _asks(s)),
         "",
     )
-    answered = _answer_lines(text)
+    answered = set(woven_answers(text))
     mentions = {
         name
         for name, pattern in (
@@ -180,7 +179,6 @@ def read(text: str) -> Reading:
         words=len(words_of(text)),
         structured=structured,
         image=_visual(text, task),
-        headed=len(HEADING.findall(text)) >= 2,
         persona=persona,
         first_request=first_request,
         task=task,
@@ -283,13 +281,21 @@ def material_name(tag: str) -> str:
     )
 
 
-def _answer_lines(text: str) -> set[str]:
-    """Keys of the author's answers the engine wove in before ("Audience: ..."), in any language."""
-    found = set()
-    for labels in lexicon.ANSWER_LABELS.values():
-        for key, label in labels.items():
-            if re.search(rf"^{re.escape(label)}\s*[:：]", text, re.MULTILINE):
-                found.add(key)
+LABEL_KEYS = {label: key for labels in lexicon.ANSWER_LABELS.values() for key, label in labels.items()}
+# A line the design stage wove in from an answer ("Audience: new hires"), in any language.
+ANSWER_LINE = re.compile(
+    r"^[ \t]*("
+    + "|".join(sorted(map(re.escape, LABEL_KEYS), key=len, reverse=True))
+    + r")\s*[:：]\s*(\S.*)$",
+    re.MULTILINE,
+)
+
+
+def woven_answers(text: str) -> dict[str, str]:
+    """The author's answers woven into ``text`` as labelled lines, by question key."""
+    found: dict[str, str] = {}
+    for match in ANSWER_LINE.finditer(text):
+        found.setdefault(LABEL_KEYS[match.group(1)], match.group(2))
     return found
 
 

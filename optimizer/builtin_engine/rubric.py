@@ -12,6 +12,7 @@ import re
 
 from optimizer.builtin_engine import lexicon
 from optimizer.builtin_engine.reading import (
+    ANSWER_LINE,
     CJK,
     CREATIVE_FORM,
     content_words,
@@ -19,6 +20,7 @@ from optimizer.builtin_engine.reading import (
     read,
     sentences_of,
     words_of,
+    woven_answers,
 )
 from optimizer.builtin_engine.spans import protected_spans
 
@@ -71,36 +73,6 @@ OLD_ENGINE_LINES = re.compile(
 )
 
 
-ANSWER_LABEL = re.compile(
-    "^(?:"
-    + "|".join(
-        sorted(
-            {re.escape(label) for labels in lexicon.ANSWER_LABELS.values() for label in labels.values()},
-            key=len,
-            reverse=True,
-        )
-    )
-    + r")\s*[:：]\s*"
-)
-
-
-LABEL_KEYS = {label: key for labels in lexicon.ANSWER_LABELS.values() for key, label in labels.items()}
-ANSWER_LINE = re.compile(
-    r"^[ \t]*("
-    + "|".join(sorted(map(re.escape, LABEL_KEYS), key=len, reverse=True))
-    + r")\s*[:：]\s*(\S.*)$",
-    re.MULTILINE,
-)
-
-
-def _answers(text: str) -> dict[str, str]:
-    """The author's answers woven in as labelled lines ("Audience: new hires"), by question key."""
-    found: dict[str, str] = {}
-    for match in ANSWER_LINE.finditer(text):
-        found.setdefault(LABEL_KEYS[match.group(1)], match.group(2))
-    return found
-
-
 def _evidence(text: str) -> list[str]:
     """The sentences that can earn points: the author's readable sentences, without headings, tags,
     the engine's own lines and filler."""
@@ -110,8 +82,8 @@ def _evidence(text: str) -> list[str]:
         if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
             continue
         stripped = OWN.sub("", stripped)
-        if ANSWER_LABEL.match(stripped):
-            kept.append(ANSWER_LABEL.sub("", stripped))  # the author's answer counts, not our label
+        if answer := ANSWER_LINE.match(stripped):
+            kept.append(answer.group(2))  # the author's answer counts, not our label
             continue
         for sentence in sentences_of(stripped):
             if (
@@ -152,7 +124,7 @@ def score(text: str) -> dict:
     """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}], "penalties": [...]}``."""
     reading = read(text)
     evidence = _evidence(text)
-    answered = _answers(text)
+    answered = woven_answers(text)
     results = {
         "task": _task(reading, evidence),
         "specifics": _specifics(text, evidence),
