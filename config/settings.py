@@ -189,18 +189,32 @@ CACHES["fragments"] = {
 }
 
 # --- Task queue (django-q2) -----------------------------------------------------------------
+# Two queues, each with its own cluster: model runs, and the fast queue (built-in runs and the
+# recovery sweep), so a run that needs no model never waits behind model calls. The fast cluster is
+# the same command with Q_CLUSTER_NAME=prompt-optimizer-fast (`manage.py serve` starts both).
+TASK_WORKERS = env_int("TASK_WORKERS", 2, minimum=1, maximum=64)
+FAST_TASK_WORKERS = env_int("FAST_TASK_WORKERS", 2, minimum=1, maximum=64)
+FAST_QUEUE = "prompt-optimizer-fast"
 Q_CLUSTER = {
     "name": "prompt-optimizer",
     "label": "Task queue",
-    "workers": env_int("TASK_WORKERS", 2, minimum=1, maximum=64),
+    "workers": TASK_WORKERS,
     "timeout": 300,  # seconds a task may run before the worker is recycled
     "retry": 360,  # must exceed timeout, or a slow task is handed out twice
     "max_attempts": 3,
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
-    "queue_limit": 50,
+    # Fetch no more tasks than the workers can start: a task fetched from Redis is lost with its
+    # cluster (the sweep re-queues its run), and a run is picked fairly when a worker starts it.
+    "queue_limit": TASK_WORKERS,
+    "ALT_CLUSTERS": {FAST_QUEUE: {"workers": FAST_TASK_WORKERS, "queue_limit": FAST_TASK_WORKERS}},
 }
+# A running run's worker writes a heartbeat every RUN_HEARTBEAT_S; one silent for RUN_DEAD_AFTER_S
+# is dead, and the sweep (every minute, and when a worker starts) queues its run again.
+RUN_HEARTBEAT_S = 5
+RUN_DEAD_AFTER_S = 30
+RUN_MAX_ATTEMPTS = 3
 if REDIS_URL:
     Q_CLUSTER["django_redis"] = "default"
 else:
@@ -209,6 +223,16 @@ else:
 
 # --- Optimization ---------------------------------------------------------------------------
 PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 50_000, minimum=100, maximum=1_000_000)
+# Optimizations one user may submit per minute (web pages and the optimize command alike).
+RUNS_PER_MINUTE = env_int("RUNS_PER_MINUTE", 20, minimum=1, maximum=100_000)
+
+# --- Model calls ----------------------------------------------------------------------------
+# A provider that sends nothing back for LLM_FIRST_BYTE_TIMEOUT_S seconds is hung: the call fails
+# over at once. LLM_CALL_DEADLINE_S bounds one call, retries and failover included.
+LLM_FIRST_BYTE_TIMEOUT_S = env_int("LLM_FIRST_BYTE_TIMEOUT_S", 30, minimum=1, maximum=600)
+LLM_CALL_DEADLINE_S = env_int("LLM_CALL_DEADLINE_S", 60, minimum=1, maximum=1800)
+# Environment variables a provider's "API key variable" may name besides *_API_KEY ones.
+PROVIDER_KEY_VARIABLES = env_list("PROVIDER_KEY_VARIABLES", [])
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
