@@ -185,6 +185,15 @@ class OptimizationRun(models.Model):
         default=False, help_text="The author chose to keep the original prompt instead of the rewrite."
     )
     error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker started this run (more than one: a worker died mid-way)."
+    )
+    worker = models.CharField(max_length=120, blank=True, help_text="host:pid of the worker running it.")
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Written every few seconds while it runs: a silent run lost its worker.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
