@@ -1,19 +1,18 @@
 """The four-stage pipeline, one service whatever the engine: deconstruct → diagnose → design →
 evaluate (the checklist on both texts and, with a model, its blind verdict on the pair). Called by
-the task worker with a run's id; safe to deliver twice (the run is claimed with a conditional
-update).
+the task worker (see runqueue: which run starts next, the heartbeat, the recovery of a run whose
+worker died); safe to deliver twice (the run is claimed with a conditional update, and only the
+attempt that holds it may finish it).
 """
 
 import logging
 import time
-from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
-from optimizer import caching
+from optimizer import caching, runqueue
 from optimizer.builtin_engine.analysis import select_techniques, with_answers
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import score
@@ -45,39 +44,34 @@ def _engine(run: OptimizationRun, version: str):
     return LLMEngine(model=choice, user_id=run.owner_id, run_id=run.pk)
 
 
-def stale_after() -> timedelta:
-    """A run still "running" this long after it started lost its worker (the task timeout)."""
-    return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
-
-
-def _claim(run_id: int) -> OptimizationRun | None:
-    now = timezone.now()
-    fresh = OptimizationRun.objects.filter(pk=run_id, status=OptimizationRun.Status.QUEUED)
-    lost = OptimizationRun.objects.filter(
-        pk=run_id, status=OptimizationRun.Status.RUNNING, started_at__lt=now - stale_after()
-    )
-    if fresh.update(status=OptimizationRun.Status.RUNNING, started_at=now, stage="") != 1 and (
-        lost.update(started_at=now, stage="") != 1
-    ):
-        return None  # done already, or another worker has it
-    return OptimizationRun.objects.select_related("prompt").get(pk=run_id)
-
-
 def run_optimization(*, run_id: int) -> None:
-    """Run the pipeline for a queued run. Any failure ends the run as failed with a message; a
-    provider failure never does (the engine degrades to the built-in one instead)."""
-    run = _claim(run_id)
-    if run is None:
-        return
-    try:
-        _pipeline(run)
-    except Exception as exc:
-        logger.exception("optimization run %s failed", run_id)
-        OptimizationRun.objects.filter(pk=run_id).update(
-            status=OptimizationRun.Status.FAILED,
-            error=FAILED_MESSAGE.format(error=type(exc).__name__),
-            finished_at=timezone.now(),
-        )
+    """Run the pipeline for this queued run (the optimize command, a test, an old task); nothing
+    when it is not queued (done already, or another worker has it)."""
+    run = runqueue.claim(run_id)
+    if run is not None:
+        _execute(run)
+
+
+def run_next(*, engine: str) -> None:
+    """Run the fairest queued run of ``engine`` (see runqueue), if any is left."""
+    run = runqueue.claim_next(engine)
+    if run is not None:
+        _execute(run)
+
+
+def _execute(run: OptimizationRun) -> None:
+    """Any failure ends the run as failed with a message; a provider failure never does (the engine
+    degrades to the built-in one instead). The heartbeat tells the sweep this worker is alive."""
+    with runqueue.Heartbeat(run):
+        try:
+            _pipeline(run)
+        except Exception as exc:
+            logger.exception("optimization run %s failed", run.pk)
+            runqueue.mine(run).update(
+                status=OptimizationRun.Status.FAILED,
+                error=FAILED_MESSAGE.format(error=type(exc).__name__),
+                finished_at=timezone.now(),
+            )
 
 
 def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:
@@ -107,7 +101,7 @@ class _Progress:
         self.answered: list[StageOutcome] = []
 
     def stage(self, name: str) -> float:
-        OptimizationRun.objects.filter(pk=self.run.pk).update(stage=name, stage_timings=self.timings)
+        runqueue.mine(self.run).update(stage=name, stage_timings=self.timings, heartbeat_at=timezone.now())
         return time.perf_counter()
 
     def done(self, name: str, since: float, outcome: StageOutcome | None = None) -> None:
@@ -186,7 +180,7 @@ def _pipeline(run: OptimizationRun) -> None:
         "model_selection": _in_stage_order(getattr(engine, "selections", {})),
     }
     finished = timezone.now()
-    OptimizationRun.objects.filter(pk=run.pk).update(
+    finished_here = runqueue.mine(run).update(
         **values,
         status=OptimizationRun.Status.DONE,
         stage="",
@@ -198,6 +192,9 @@ def _pipeline(run: OptimizationRun) -> None:
         finished_at=finished,
         duration_ms=round((time.perf_counter() - progress.started) * 1000),
     )
+    if not finished_here:
+        logger.warning("run %s was queued again while this worker ran it; its result is left out", run.pk)
+        return
     if not engine.degraded:
         caching.result_set(caching.result_key(text, run.settings, version, owner_id=run.owner_id), values)
 

@@ -4,7 +4,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -14,9 +14,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
-from optimizer import caching, pipeline
+from optimizer import caching, pipeline, runqueue
+from optimizer.engines import BuiltinEngine
 from optimizer.models import OptimizationRun, Prompt
 
 logger = logging.getLogger(__name__)
@@ -130,9 +130,8 @@ def run_submit(
         tags=tags or [],
     )
     run = OptimizationRun(owner=owner, prompt=prompt, parent=parent, settings=run_settings)
-    hit = caching.cached(
-        caching.result_key(text, run_settings, pipeline.engine_version(run_settings), owner_id=owner.pk)
-    )
+    version = pipeline.engine_version(run_settings)
+    hit = caching.cached(caching.result_key(text, run_settings, version, owner_id=owner.pk))
     if hit:
         now = timezone.now()
         for name, value in hit.items():
@@ -142,27 +141,13 @@ def run_submit(
         )  # fmt: skip
         run.save()
         return run
+    run.engine = (
+        OptimizationRun.Engine.BUILTIN if version == BuiltinEngine.version else OptimizationRun.Engine.LLM
+    )
     run.save()
     if enqueue:
-        transaction.on_commit(partial(_enqueue, run.pk))
+        transaction.on_commit(partial(runqueue.enqueue, run.engine))
     return run
-
-
-def _enqueue(run_id: int) -> None:
-    try:
-        async_task(
-            "optimizer.tasks.optimization_run_task",
-            run_id,
-            task_name=f"optimize-run-{run_id}",
-            group="optimize",
-        )
-    except Exception:
-        logger.exception("could not queue optimization run %s", run_id)
-        OptimizationRun.objects.filter(pk=run_id, status=OptimizationRun.Status.QUEUED).update(
-            status=OptimizationRun.Status.FAILED,
-            error="The task queue is not answering, so the optimization could not start. Try again shortly.",
-            finished_at=timezone.now(),
-        )
 
 
 def run_reoptimize(*, run: OptimizationRun) -> OptimizationRun:
@@ -240,14 +225,8 @@ def prompt_favorite_set(*, prompt: Prompt, favorite: bool) -> Prompt:
 
 
 def run_expire_stale(*, run: OptimizationRun) -> OptimizationRun:
-    """A run whose worker died mid-way is ended as failed, never left "running" for ever."""
-    if run.status == OptimizationRun.Status.RUNNING and run.started_at:
-        limit = timezone.now() - pipeline.stale_after() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-        if run.started_at < limit:
-            OptimizationRun.objects.filter(pk=run.pk, status=OptimizationRun.Status.RUNNING).update(
-                status=OptimizationRun.Status.FAILED,
-                error="The worker running this optimization stopped. Optimize the prompt again.",
-                finished_at=timezone.now(),
-            )
-            run.refresh_from_db()
+    """A run whose worker died is queued again at once when someone looks at it (the sweep does the
+    same every minute for runs nobody looks at)."""
+    if runqueue.requeue_if_dead(run):
+        run.refresh_from_db()
     return run
