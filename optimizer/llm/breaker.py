@@ -1,8 +1,10 @@
 """A circuit breaker per provider and model, its state shared by every process.
 
-CLOSED → OPEN when the last N calls all failed, or when more than half of at least 10 calls in
+CLOSED → OPEN when the last N calls all failed, when more than half of at least 10 calls in
 the last minute failed (consecutive counting alone never trips on a provider that fails every
-other call). OPEN → HALF_OPEN after a cool-down; exactly one process wins the single trial call
+other call), or when two calls since the last success hung (no answer within the first-byte
+timeout: each hung call holds a worker for that long, so the breaker must not wait for five).
+OPEN → HALF_OPEN after a cool-down; exactly one process wins the single trial call
 (an atomic ``add``); its success closes the breaker, its failure opens it again.
 
 State lives in the Django cache (Redis when REDIS_URL is set, the database cache otherwise), under
@@ -40,6 +42,7 @@ class State(StrEnum):
 @dataclass(frozen=True)
 class Policy:
     consecutive_failures: int = 5
+    hung_calls: int = 2  # calls that timed out since the last success
     window_s: int = 60
     bucket_s: int = 10
     min_calls: int = 10
@@ -178,7 +181,7 @@ class CircuitBreaker:
 
     def state_keys(self) -> list[str]:
         """The keys ``allow()`` reads, for a caller that fetches them with its own keys at once."""
-        return [self._k("opened"), self._k("consecutive")]
+        return [self._k("opened"), self._k("consecutive")]  # "hung" is reset with "consecutive"
 
     def allow(self, prefetched: dict | None = None) -> Permit:
         """May a call go ahead now? In HALF_OPEN only the one process that wins the trial may.
@@ -201,25 +204,30 @@ class CircuitBreaker:
             self.reset()
             return
         _pending.add(self.key, self._k(f"calls:{self._buckets(time.time())[0]}"))
-        if permit.consecutive_failures:
-            self._run(lambda c: c.delete_many([self._k("consecutive")]))
+        if permit.consecutive_failures:  # a hung call counts as a failure too: both go
+            self._run(lambda c: c.delete_many([self._k("consecutive"), self._k("hung")]))
         if _pending.due():
             self._flush(_pending.take())
 
-    def record_failure(self, permit: Permit) -> None:
+    def record_failure(self, permit: Permit, *, hung: bool = False) -> None:
+        """Count a failed call; ``hung``: it timed out waiting for the provider."""
         now = time.time()
         if permit.trial:
             self._open(now)
             return
-        consecutive, calls, failures = self._count(now=now)
+        consecutive, hung_calls, calls, failures = self._count(now=now, hung=hung)
         rate_tripped = calls >= self.policy.min_calls and failures / calls > self.policy.failure_rate
-        if consecutive >= self.policy.consecutive_failures or rate_tripped:
+        if (
+            consecutive >= self.policy.consecutive_failures
+            or hung_calls >= self.policy.hung_calls
+            or rate_tripped
+        ):
             self._open(now)
 
     def reset(self) -> None:
         """Close the breaker and forget its counters (a successful trial, or an admin's reset)."""
         _pending.take(self.key)
-        names = ["opened", "trial", "consecutive"] + [
+        names = ["opened", "trial", "consecutive", "hung"] + [
             f"{kind}:{bucket}" for bucket in self._buckets(time.time()) for kind in ("calls", "fails")
         ]
         self._run(lambda c: c.delete_many([self._k(name) for name in names]))
@@ -262,8 +270,9 @@ class CircuitBreaker:
 
         self._run(write)
 
-    def _count(self, *, now: float | None = None) -> tuple[int, int, int]:
-        """Count a failure (and this breaker's pending successes); return the new counters."""
+    def _count(self, *, now: float | None = None, hung: bool = False) -> tuple[int, int, int, int]:
+        """Count a failure (and this breaker's pending successes); return the new counters:
+        consecutive failures, hung calls since the last success, calls and failures in the window."""
         now = time.time() if now is None else now
         buckets = self._buckets(now)
         ttl = self.policy.window_s + self.policy.bucket_s
@@ -278,11 +287,13 @@ class CircuitBreaker:
                 cache.incr(key, delta)
             cache.add(self._k("consecutive"), 0, timeout=self.policy.window_s * 10)
             consecutive = cache.incr(self._k("consecutive"))
+            cache.add(self._k("hung"), 0, timeout=self.policy.window_s * 10)
+            hung_calls = cache.incr(self._k("hung"), 1 if hung else 0)
             keys = [self._k(f"{kind}:{bucket}") for bucket in buckets for kind in ("calls", "fails")]
             values = cache.get_many(keys)
             calls = sum(values.get(self._k(f"calls:{b}"), 0) for b in buckets)
             failures = sum(values.get(self._k(f"fails:{b}"), 0) for b in buckets)
-            return consecutive, calls, failures
+            return consecutive, hung_calls, calls, failures
 
         return self._run(write)
 

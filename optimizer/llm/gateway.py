@@ -2,7 +2,8 @@
 
 For each candidate model, in order (the chosen one, then the enabled models by fallback order):
 API cache → budget gate → circuit breaker → per-provider concurrency limit → the request, with
-retries (stamina: jittered exponential backoff, Retry-After honoured, 3 attempts, a deadline) →
+retries (stamina: jittered exponential backoff, Retry-After honoured, 3 attempts, none after a hung
+request; LLM_FIRST_BYTE_TIMEOUT_S per request, LLM_CALL_DEADLINE_S for the whole call) →
 schema validation with one repair attempt → a usage record, whatever happened. When no model
 answers, the caller's built-in implementation does: it needs no network and cannot be refused.
 
@@ -46,9 +47,9 @@ _semaphores_lock = threading.Lock()
 
 
 def retry_settings() -> dict:
-    return {"attempts": 3, "deadline_s": 90.0, "wait_initial": 0.5, "wait_max": 8.0, "wait_jitter": 0.5} | (
-        getattr(settings, "LLM_RETRY", {})
-    )
+    """Attempts and backoff per model; ``deadline_s`` bounds the whole call, failover included."""
+    defaults = {"attempts": 3, "wait_initial": 0.5, "wait_max": 8.0, "wait_jitter": 0.5}
+    return defaults | {"deadline_s": float(settings.LLM_CALL_DEADLINE_S)} | getattr(settings, "LLM_RETRY", {})
 
 
 def candidate_models(preferred: ModelChoice | None = None) -> Iterator[ModelChoice]:
@@ -167,7 +168,7 @@ def _call_model(
         try:
             answer, cost = _ask_with_repair(choice, request, secret, record, deadline, own)
         except (ProviderError, httpx.HTTPError) as exc:
-            breaker.record_failure(permit)
+            breaker.record_failure(permit, hung=isinstance(exc, httpx.TimeoutException))
             gate.release(decision)
             status = getattr(exc, "status", None)
             record.write(
@@ -257,9 +258,8 @@ def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | N
     ):
         with attempt:
             remaining = max(deadline - time.monotonic(), 0.1)
-            timeout = httpx.Timeout(
-                min(provider.read_timeout_s, remaining), connect=min(provider.connect_timeout_s, remaining)
-            )
+            first_byte = min(provider.read_timeout_s, settings.LLM_FIRST_BYTE_TIMEOUT_S, remaining)
+            timeout = httpx.Timeout(first_byte, connect=min(provider.connect_timeout_s, remaining))
             return adapters.send(
                 http_client(),
                 kind=provider.kind,
@@ -272,14 +272,16 @@ def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | N
 
 
 def _backoff(exc: Exception) -> bool | float:
-    """Retry on connection errors, timeouts and retryable statuses; wait as the provider asks."""
+    """Retry on connection errors and retryable statuses; wait as the provider asks. A provider that
+    took the request and sent nothing back in time is hung, not flaky: asking again would hold the
+    worker as long again, so the call fails over at once."""
     if isinstance(exc, ProviderError):
         if not exc.retryable:
             return False
         if exc.retry_after is not None and 0 <= exc.retry_after <= MAX_RETRY_AFTER_S:
             return exc.retry_after
         return True
-    return isinstance(exc, httpx.TransportError)
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.ReadTimeout)
 
 
 def _parse(kind: str, payload: dict) -> adapters.Answer:

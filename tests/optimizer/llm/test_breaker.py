@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from optimizer.llm import gateway
 from optimizer.llm.breaker import CircuitBreaker, Policy, State
-from tests.optimizer.llm.conftest import builtin, make_request
+from tests.optimizer.llm.conftest import add_model, builtin, make_request
 from tests.support import PROJECT_ROOT, clean_env
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +40,28 @@ def test_consecutive_failures_open_the_breaker_and_later_calls_skip_the_model(op
     assert CircuitBreaker(openai_model.breaker_key).state() is State.OPEN
     assert len(fake.requests) == 3  # the fourth call never left
     assert result.builtin and result.skipped[0].reason == "breaker open"
+
+
+def test_two_hung_calls_open_the_breaker_without_waiting_for_five_failures(db, fake, settings):
+    settings.LLM_BREAKER = {"consecutive_failures": 5, "cooldown_s": 60}
+    hanging = add_model(fake.url, name="Hangs", read_timeout_s=0.2)
+    fake.enqueue("hang", "hang")
+    for n in range(2):
+        gateway.call(make_request(f"call {n}"), builtin=builtin, model=hanging)
+
+    result = gateway.call(make_request("after"), builtin=builtin, model=hanging)
+
+    assert CircuitBreaker(hanging.breaker_key).state() is State.OPEN
+    assert len(fake.requests) == 2 and result.skipped[0].reason == "breaker open"
+
+
+def test_a_success_between_hung_calls_starts_the_count_again(db, fake, settings):
+    settings.LLM_BREAKER = {"consecutive_failures": 5, "cooldown_s": 60}
+    hanging = add_model(fake.url, name="Hangs", read_timeout_s=0.2)
+    fake.enqueue("hang", "ok", "hang")
+    for n in range(3):
+        gateway.call(make_request(f"call {n}"), builtin=builtin, model=hanging)
+    assert CircuitBreaker(hanging.breaker_key).state() is State.CLOSED
 
 
 def test_after_the_cool_down_one_trial_call_closes_it(openai_model, fake):

@@ -87,7 +87,7 @@ def test_connection_errors_are_retried_then_fail_over(db):
     assert result.skipped[0].error_class == "ConnectError"
 
 
-def test_a_provider_that_hangs_times_out_and_fails_over(db, fake):
+def test_a_provider_that_hangs_is_asked_once_and_fails_over(db, fake):
     hanging = add_model(fake.url, name="Hangs", read_timeout_s=0.3)
     fake.enqueue("hang", "hang", "hang")
 
@@ -95,4 +95,22 @@ def test_a_provider_that_hangs_times_out_and_fails_over(db, fake):
 
     assert result.builtin
     assert result.skipped[0].error_class == "ReadTimeout"
-    assert len(fake.requests) == 3
+    assert len(fake.requests) == 1  # asking a hung provider again would hold the worker as long again
+
+
+def test_the_first_byte_timeout_setting_caps_every_providers_read_timeout(db, fake, settings):
+    settings.LLM_FIRST_BYTE_TIMEOUT_S = 1
+    patient = add_model(fake.url, name="Patient", read_timeout_s=60)
+    fake.enqueue("hang")
+
+    started = time.monotonic()
+    result = gateway.call(make_request(), builtin=builtin, model=patient)
+
+    assert result.builtin and result.skipped[0].error_class == "ReadTimeout"
+    assert time.monotonic() - started < 5
+
+
+def test_the_call_deadline_comes_from_the_settings(settings):
+    settings.LLM_RETRY = {}
+    settings.LLM_CALL_DEADLINE_S = 42
+    assert gateway.retry_settings()["deadline_s"] == 42.0
