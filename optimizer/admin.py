@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from costs.selectors import price_override
 from optimizer import services
 from optimizer.llm.breaker import CircuitBreaker
+from optimizer.llm.key_names import key_variable_refusal
 from optimizer.llm.pricing import catalog_prices
 from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
 
@@ -28,12 +29,24 @@ class ProviderAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_url"]
     inlines = [ModelChoiceInline]
 
-    @admin.display(description="key in environment", boolean=True)
-    def key_present(self, provider: Provider) -> bool | None:
-        """Whether the named variable is set in this process; the key itself is never shown."""
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["help_texts"] = {
+            "api_key_env": "Name of the environment variable holding the key: one ending in _API_KEY, "
+            "e.g. OPENAI_API_KEY, or one listed in PROVIDER_KEY_VARIABLES. Blank for servers that "
+            "need none (Ollama, vLLM)."
+        }
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="key in environment")
+    def key_present(self, provider: Provider) -> str | None:
+        """Whether the named variable is set in this process; the key itself is never shown. For a
+        name no provider may use, only that: otherwise the column would tell whether any variable
+        of this process exists."""
         if not provider.api_key_env:
             return None
-        return bool(os.environ.get(provider.api_key_env, "").strip())
+        if key_variable_refusal(provider.api_key_env):
+            return "refused: not a provider key variable"
+        return "set" if os.environ.get(provider.api_key_env, "").strip() else "not set"
 
 
 @admin.register(ModelChoice)

@@ -3,6 +3,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from optimizer.llm.key_names import key_variable_refusal
+
 USER_MODEL = settings.AUTH_USER_MODEL  # a name the run's own `settings` field cannot shadow
 
 
@@ -51,8 +53,14 @@ class Provider(models.Model):
         return self.name
 
     def clean(self):
+        errors = {}
         if self.kind != self.Kind.BUILTIN and not self.base_url:
-            raise ValidationError({"base_url": "Give the API's base URL, e.g. https://api.openai.com/v1."})
+            errors["base_url"] = "Give the API's base URL, e.g. https://api.openai.com/v1."
+        # The key goes to base_url, which the admin chooses: only a provider key may be named.
+        if refusal := key_variable_refusal(self.api_key_env):
+            errors["api_key_env"] = refusal
+        if errors:
+            raise ValidationError(errors)
 
 
 class ModelChoiceQuerySet(models.QuerySet):

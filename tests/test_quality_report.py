@@ -258,10 +258,10 @@ def test_make_quality_runs_the_script_with_its_args():
 @pytest.fixture
 def fake_model(db, monkeypatch):
     fake = FakeProvider().start()
-    monkeypatch.setenv("PO_QUALITY_KEY", "sk-quality-test-key")
+    monkeypatch.setenv("PO_QUALITY_API_KEY", "sk-quality-test-key")
     caches["default"].clear()  # no cached answer or breaker state from another test
     provider = Provider.objects.create(
-        name="Fake OpenAI", kind=Provider.Kind.OPENAI, base_url=fake.url, api_key_env="PO_QUALITY_KEY",
+        name="Fake OpenAI", kind=Provider.Kind.OPENAI, base_url=fake.url, api_key_env="PO_QUALITY_API_KEY",
         price_catalog="openai", fallback_order=10,
     )  # fmt: skip
     yield fake, ModelChoice.objects.create(provider=provider, model_id="gpt-4o-mini")

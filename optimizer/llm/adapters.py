@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from optimizer.llm.errors import InvalidAnswer, ProviderError, error_from_response
+from optimizer.llm.key_names import key_variable_refusal
 from optimizer.llm.pricing import TokenUsage
 from optimizer.llm.types import LLMRequest
 
@@ -26,9 +27,15 @@ class Answer:
 
 
 def api_key(env_name: str) -> str | None:
-    """The key from the environment; None when the provider needs none. Never logged."""
+    """The key from the environment; None when the provider needs none. Never logged.
+
+    The name is checked again here: a row saved before names were checked, or through ``update()``,
+    must not send a variable that is not a provider key (the admin password, the database URL...).
+    """
     if not env_name:
         return None
+    if refusal := key_variable_refusal(env_name):
+        raise ProviderError(f"the API key variable is refused: {refusal}")
     key = os.environ.get(env_name, "").strip()
     if not key:
         raise ProviderError(f"the environment variable {env_name} holding the API key is not set")

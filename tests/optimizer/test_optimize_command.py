@@ -92,7 +92,7 @@ def fake_model(settings, monkeypatch):
     from tests.optimizer.llm.conftest import SECRET, add_model
 
     settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
-    monkeypatch.setenv("PO_TEST_KEY", SECRET)
+    monkeypatch.setenv("PO_TEST_API_KEY", SECRET)
     server = FakeProvider().start()
     add_model(server.url, name="OpenAI test")
     yield server

@@ -199,7 +199,7 @@ def fake():
 @pytest.fixture
 def llm_settings(settings, monkeypatch):
     settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
-    monkeypatch.setenv("PO_TEST_KEY", SECRET)
+    monkeypatch.setenv("PO_TEST_API_KEY", SECRET)
 
 
 def finish(run):

@@ -53,7 +53,7 @@ def gateway_settings(settings, monkeypatch):
     leaks between tests; the test key in the environment, as in production."""
     settings.LLM_RETRY = {"wait_initial": 0.01, "wait_max": 0.05, "wait_jitter": 0.0, "deadline_s": 10.0}
     settings.LLM_BREAKER = {"consecutive_failures": 3, "cooldown_s": 0.5, "min_calls": 10}
-    monkeypatch.setenv("PO_TEST_KEY", SECRET)
+    monkeypatch.setenv("PO_TEST_API_KEY", SECRET)
     caches["default"].clear()
     yield
     caches["default"].clear()
@@ -67,7 +67,7 @@ def _gateway_settings(gateway_settings):
 def add_model(
     base_url: str, *, name: str, kind=Provider.Kind.OPENAI, model_id="gpt-4o-mini", order=10, **provider
 ):
-    defaults = {"api_key_env": "PO_TEST_KEY", "price_catalog": "openai", "fallback_order": order}
+    defaults = {"api_key_env": "PO_TEST_API_KEY", "price_catalog": "openai", "fallback_order": order}
     created = Provider.objects.create(name=name, kind=kind, base_url=base_url, **(defaults | provider))
     return ModelChoice.objects.create(provider=created, model_id=model_id)
 

@@ -184,7 +184,7 @@ def test_a_model_with_no_known_price_is_recorded_unpriced_not_free(db, fake):
 
 
 def test_a_missing_api_key_skips_the_model_without_calling_it(db, fake, monkeypatch):
-    monkeypatch.delenv("PO_TEST_KEY")
+    monkeypatch.delenv("PO_TEST_API_KEY")
     choice = add_model(fake.url, name="No key")
 
     result = gateway.call(make_request(), builtin=builtin, model=choice)
@@ -211,7 +211,7 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_the_admin(
     seen += [repr(list(UsageRecord.objects.values()))]
     assert all(page.status_code == 200 for page in pages)
     assert all(SECRET not in text and SECRET[-12:] not in text for text in seen)
-    assert "PO_TEST_KEY" in pages[1].content.decode()  # the variable's name is shown, not its value
+    assert "PO_TEST_API_KEY" in pages[1].content.decode()  # the variable's name is shown, not its value
 
 
 def test_every_call_writes_exactly_one_usage_record_per_exchange(openai_model, fake):

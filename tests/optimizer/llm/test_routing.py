@@ -49,7 +49,7 @@ def ladder(db, fake):
         name="OpenAI test",
         kind="openai",
         base_url=fake.url,
-        api_key_env="PO_TEST_KEY",
+        api_key_env="PO_TEST_API_KEY",
         price_catalog="openai",
     )
     return {
@@ -139,13 +139,13 @@ def test_a_model_whose_estimate_exceeds_the_hard_budget_left_is_passed_over(ladd
 
 
 def test_a_model_without_its_api_key_is_passed_over(ladder, monkeypatch):
-    monkeypatch.delenv("PO_TEST_KEY")
+    monkeypatch.delenv("PO_TEST_API_KEY")
 
     selection = choose("diagnose")
 
     assert selection.chosen == ladder["best"]  # nothing is available: failover order, all to be skipped
     assert "no model is available" in selection.reason
-    assert all(item["why"] == "no API key (PO_TEST_KEY is not set)" for item in selection.passed_over)
+    assert all(item["why"] == "no API key (PO_TEST_API_KEY is not set)" for item in selection.passed_over)
 
 
 def test_auto_through_the_gateway_calls_the_chosen_model_and_says_why(ladder, fake):
