@@ -6,6 +6,7 @@ the task broker.
 """
 
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -71,6 +72,14 @@ if HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
+# Proxies in front of the site that each append the address they received from to X-Forwarded-For.
+# Only then is that header read (for the login throttle): without a proxy anyone can send it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+if TRUSTED_PROXY_COUNT and not HTTPS:
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT needs HTTPS=1: X-Forwarded-For is read only behind the TLS proxy that sets "
+        "it. Set HTTPS=1 with it, or unset TRUSTED_PROXY_COUNT to use the connection's own address."
+    )
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -106,6 +115,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "chartjs",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -121,6 +131,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.no_store_for_users",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lock page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -148,12 +159,36 @@ TEMPLATES = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "optimizer:optimize"
 LOGOUT_REDIRECT_URL = "login"
+# A password-reset link works once, for a day at most.
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# LOGIN_FAILURE_LIMIT wrong passwords in a row for one username from one address lock that pair
+# (on /login/ and /admin/login/) for LOGIN_COOLOFF_MINUTES, the right password included. Another
+# address or another username is not locked, so one attacker cannot lock everybody out. Staff unlock
+# sooner in the admin (Axes -> Access attempts) or with `manage.py axes_reset_username NAME`.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked are refused unrecorded, so the time the lock page gives stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "config.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.login_throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner in every command's output
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -255,7 +290,9 @@ STORAGES = {
 }
 
 # --- Email ----------------------------------------------------------------------------------
-# Budget alerts are emailed through SMTP when SMTP_HOST is set, else printed to the console.
+# Budget alerts and password-reset links are emailed through SMTP when SMTP_HOST is set. Without it
+# alerts are printed to the console and there is no password reset by email (a link in the log would
+# let anyone who reads the log set the password).
 DEFAULT_FROM_EMAIL = env_str("EMAIL_FROM", "Prompt Optimizer <noreply@localhost>")
 SMTP_HOST = env_str("SMTP_HOST")
 if SMTP_HOST:

@@ -7,7 +7,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.regex_helper import normalize
 
-PUBLIC = {"login", "optimizer:healthz", "admin:login"}
+PUBLIC = {
+    "login", "optimizer:healthz", "admin:login",
+    "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete",
+}  # fmt: skip
 SAMPLE_VALUES = ("1", "auth", "x", "00000000-0000-0000-0000-000000000001")
 
 
