@@ -327,5 +327,7 @@ LOGGING = {
         # at DEBUG: never, whatever LOG_LEVEL says.
         "hpack": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # The throttle's failures and lockouts are warnings; its INFO lines repeat each login twice.
+        "axes": {"level": "WARNING"},
     },
 }
