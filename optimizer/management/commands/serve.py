@@ -1,45 +1,26 @@
-import ctypes
-import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError, connection
+from django.core.management.base import CommandError
 
 from config.env import env_int, env_str
+from optimizer.management.commands.worker import Command as WorkerCommand
 from optimizer.services import admin_password_file
+from optimizer.supervisor import Child, Supervisor, stop_requested
 
-READY_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 20
-PR_SET_PDEATHSIG = 1
 ALL_INTERFACES = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - names to recognise
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM if this launcher dies, even by SIGKILL,
-    so no orphaned server keeps the port and the database open."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _start_child(command: list[str]) -> subprocess.Popen:
-    # A process group of its own: Ctrl-C reaches only this launcher, which then stops each child
-    # with exactly one SIGTERM (a qcluster hit by SIGINT and SIGTERM at once can hang on stop).
-    return subprocess.Popen(command, process_group=0, preexec_fn=_die_with_parent)
-
-
-class Command(BaseCommand):
+class Command(WorkerCommand):
     help = (
-        "Run the web server (gunicorn) and the task worker (django-q2 qcluster) together. "
-        "HOST and PORT choose the address; Ctrl-C stops both."
+        "Run the web server (gunicorn) and both task workers (django-q2 qcluster) together, "
+        "restarting any of them that stops. HOST and PORT choose the address; Ctrl-C stops all."
     )
+    rerun_hint = "make run"
 
     def add_arguments(self, parser):
         parser.add_argument("--host", help="Address to listen on (default: HOST or 127.0.0.1).")
@@ -48,28 +29,20 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         host, port, web_workers = self._read_options(options)
         self._check_port_free(host, port)
-        self._check_database_answers()
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, lambda *_: stop.set())
+        self.check_database_answers()
+        stop = stop_requested()
+        web = Child("web server", self._web_command(host, port, web_workers))
+        supervisor = Supervisor([web, *self.task_worker_children()], say=self.say)
+        banner_shown = False
 
-        worker_command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
-        children = {
-            "web server": _start_child(self._web_command(host, port, web_workers)),
-            "task worker": _start_child(worker_command),
-        }
-        try:
-            if self._wait_until_listening(host, port, children, stop):
+        def show_banner_once_listening() -> None:
+            nonlocal banner_shown
+            if not banner_shown and self._listening(host, port):
                 self._print_banner(host, port)
-            while not stop.wait(0.5):
-                died = [name for name, child in children.items() if child.poll() is not None]
-                if died:
-                    raise CommandError(
-                        f"The {died[0]} stopped unexpectedly (see its output above); stopped the rest."
-                    )
-        finally:
-            self._stop_all(children)
-        self.stdout.write("Stopped the web server and the task worker.")
+                banner_shown = True
+
+        supervisor.run(stop, on_tick=show_banner_once_listening)
+        self.stdout.write(f"Stopped {supervisor.names}.")
 
     def _read_options(self, options) -> tuple[str, int, int]:
         """Host, port and web worker count, all checked before anything starts."""
@@ -94,22 +67,6 @@ class Command(BaseCommand):
                     f"or choose another port: PORT={port + 1} make run"
                 ) from None
 
-    def _check_database_answers(self) -> None:
-        """Both children need PostgreSQL: say in one line that it does not answer, and where, not
-        in a traceback from each child. (SQLite is opened earlier, by the system checks.)"""
-        try:
-            connection.ensure_connection()
-        except OperationalError as exc:
-            # libpq's first line ends with the cause ("... port 5432 failed: Connection refused").
-            reason = str(exc).strip().splitlines()[0].rpartition("failed: ")[2]
-            database = connection.settings_dict
-            host, port = database.get("HOST") or "localhost", database.get("PORT") or 5432
-            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise CommandError(
-                f"The database in DATABASE_URL does not answer at {address} ({reason}). "
-                "Start PostgreSQL there or correct DATABASE_URL, then run make run again."
-            ) from None
-
     def _web_command(self, host: str, port: int, web_workers: int) -> list[str]:
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return [
@@ -124,18 +81,12 @@ class Command(BaseCommand):
             "--error-logfile", "-",
         ]  # fmt: skip
 
-    def _wait_until_listening(self, host, port, children, stop) -> bool:
-        target = ALL_INTERFACES.get(host, host)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline and not stop.is_set():
-            if any(child.poll() is not None for child in children.values()):
-                return False
-            try:
-                socket.create_connection((target, port), timeout=1).close()
-                return True
-            except OSError:
-                time.sleep(0.2)
-        return False
+    def _listening(self, host: str, port: int) -> bool:
+        try:
+            socket.create_connection((ALL_INTERFACES.get(host, host), port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def _print_banner(self, host: str, port: int) -> None:
         shown_host = "localhost" if host in LOOPBACK or host in ALL_INTERFACES else host
@@ -154,17 +105,8 @@ class Command(BaseCommand):
                     "  Listening beyond this machine: set ALLOWED_HOSTS to the name people will use."
                 )
             )
-        self.stdout.write("  Web server and task worker are running; press Ctrl-C to stop both.\n")
+        self.stdout.write(
+            "  Web server and task workers are running; one that stops is restarted. "
+            "Press Ctrl-C to stop them all.\n"
+        )
         self.stdout.flush()
-
-    def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
