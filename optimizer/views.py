@@ -15,7 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
 from django_htmx.http import push_url, reswap, retarget
 
-from optimizer import diffing, selectors, services
+from optimizer import diffing, limits, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import CRITERIA
 from optimizer.exporting import csv_stream, read_ahead
@@ -31,24 +31,41 @@ HISTORY_PAGE_SIZE = 25
 def optimize(request):
     """The optimize form; a valid submission saves the prompt and a run, then shows its progress."""
     form = OptimizeForm(request.POST or None)
+    refusal = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        run = services.run_submit(
-            owner=request.user,
-            text=data["text"],
-            title=data["title"],
-            tags=data["tags"],
-            run_settings=services.run_settings_build(
-                prompt_type=data["type"],
-                preset=data["preset"],
-                techniques=data["techniques"],
-                model=data["model"],
-                keep_spans=data["keep_spans"],
-            ),
-        )
-        return _to_run_page(request, run)
+        try:
+            with limits.run_limit_held(owner=request.user):
+                run = services.run_submit(
+                    owner=request.user,
+                    text=data["text"],
+                    title=data["title"],
+                    tags=data["tags"],
+                    run_settings=services.run_settings_build(
+                        prompt_type=data["type"],
+                        preset=data["preset"],
+                        techniques=data["techniques"],
+                        model=data["model"],
+                        keep_spans=data["keep_spans"],
+                    ),
+                )
+        except limits.RunLimitExceeded as error:
+            refusal = error
+            form.add_error(None, error.message)
+        else:
+            return _to_run_page(request, run)
     template = "optimizer/optimize.html#optimize-form" if request.htmx else "optimizer/optimize.html"
-    return render(request, template, _optimize_context(form))
+    return _render(request, template, _optimize_context(form), refusal)
+
+
+def _render(request, template: str, context: dict, refusal: limits.RunLimitExceeded | None = None):
+    """The page; after a refusal by the per-user run limit, with 429 and when to retry (Retry-After).
+    htmx swaps that response in like a 200 (base.html's htmx-config), so the message shows."""
+    if refusal is None:
+        return render(request, template, context)
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(refusal.retry_after_s)
+    return response
 
 
 def _to_run_page(request, run: OptimizationRun):
@@ -232,10 +249,15 @@ def run_diff(request, pk: int):
 def run_reoptimize(request, pk: int):
     run = selectors.run_for_user(request.user, pk)
     try:
-        child = services.run_reoptimize(run=run)
+        with limits.run_limit_held(owner=request.user):
+            child = services.run_reoptimize(run=run)
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect("optimizer:run", pk=run.pk)
+    except limits.RunLimitExceeded as refusal:
+        messages.error(request, refusal.message)
+        context = _run_context(run) | {"chain": selectors.version_chain(run)}
+        return _render(request, "optimizer/run.html", context, refusal)
     return redirect("optimizer:run", pk=child.pk)
 
 
@@ -244,17 +266,22 @@ def run_answer(request, pk: int):
     """The author's answers to a run's open questions make a new version of the original prompt."""
     run = selectors.run_for_user(request.user, pk)
     form = AnswerForm(run.questions, request.POST)
+    refusal = None
     if form.is_valid():
         try:
-            child = services.run_answer(run=run, answers=form.answers())
+            with limits.run_limit_held(owner=request.user):
+                child = services.run_answer(run=run, answers=form.answers())
         except ValidationError as error:
             form.add_error(None, error)
+        except limits.RunLimitExceeded as error:
+            refusal = error
+            form.add_error(None, error.message)
         else:
             return _to_run_page(request, child)
     if request.htmx:
-        return render(request, "optimizer/run.html#answers", {"run": run, "answer_form": form})
+        return _render(request, "optimizer/run.html#answers", {"run": run, "answer_form": form}, refusal)
     context = _run_context(run, answer_form=form) | {"chain": selectors.version_chain(run)}
-    return render(request, "optimizer/run.html", context)
+    return _render(request, "optimizer/run.html", context, refusal)
 
 
 @require_POST

@@ -5,18 +5,22 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from optimizer import pipeline, selectors, services
+from optimizer import limits, pipeline, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.questions import ORDER as QUESTION_KEYS
 from optimizer.engines import BuiltinEngine
 from optimizer.forms import answer_text_validate, prompt_text_validate
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
+EXIT_RATE_LIMITED = 75  # EX_TEMPFAIL in sysexits.h: a temporary refusal, try again later
+
 
 class Command(BaseCommand):
     help = (
         "Optimize a prompt from the command line (or from stdin when no text is given) and print the "
-        "result; the run is saved in the user's history. It runs here, without a task worker."
+        "result; the run is saved in the user's history. It runs here, without a task worker. "
+        f"Exit status 0: done; 2: bad arguments; {EXIT_RATE_LIMITED}: RUNS_PER_MINUTE reached for the "
+        "user, nothing was started (the message says when to retry); 1: any other failure."
     )
 
     def add_arguments(self, parser):
@@ -73,13 +77,14 @@ class Command(BaseCommand):
             keep_spans=not options["no_keep_spans"],
             answers=self._answers(options["answer"], builtin_only=builtin_only),
         )
-        run = services.run_submit(
-            owner=self._user(options["user"]),
-            text=text,
-            title=options["title"],
-            run_settings=run_settings,
-            enqueue=False,
-        )
+        owner = self._user(options["user"])
+        try:
+            with limits.run_limit_held(owner=owner):
+                run = services.run_submit(
+                    owner=owner, text=text, title=options["title"], run_settings=run_settings, enqueue=False
+                )
+        except limits.RunLimitExceeded as refusal:
+            raise CommandError(refusal.message, returncode=EXIT_RATE_LIMITED) from None
         if run.status == OptimizationRun.Status.QUEUED:
             pipeline.run_optimization(run_id=run.pk)  # here and now, no worker needed
         run.refresh_from_db()
