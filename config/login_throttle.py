@@ -1,5 +1,5 @@
-"""The two hooks django-axes calls for the login throttle (settings.py names them): the address a
-login attempt comes from, and the page a locked-out login gets."""
+"""The hooks django-axes calls for the login throttle (settings.py names them): the username and the
+address a login attempt comes from, and the page a locked-out login gets."""
 
 import ipaddress
 import math
@@ -11,6 +11,17 @@ from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+USERNAME_MAX_LENGTH = AccessAttempt._meta.get_field("username").max_length
+
+
+def client_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The username the attempt names, cut to what axes can record: Django's login form does not
+    bound its length, and a longer one stopped the attempt's record (a 500 on PostgreSQL). No
+    account has a name that long, so names that differ only beyond it need no counts of their own."""
+    source = credentials or getattr(request, "data", request.POST)
+    username = source.get(settings.AXES_USERNAME_FORM_FIELD)
+    return username[:USERNAME_MAX_LENGTH] if isinstance(username, str) else username
 
 
 def client_ip(request: HttpRequest) -> str | None:

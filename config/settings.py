@@ -185,6 +185,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Tries while locked are refused unrecorded, so the time the lock page gives stays true.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "config.login_throttle.client_username"
 AXES_CLIENT_IP_CALLABLE = "config.login_throttle.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.login_throttle.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429

@@ -206,6 +206,14 @@ def test_odd_usernames_never_cause_a_server_error(client, owner, username):
     assert "<script>alert(1)</script>" not in page
 
 
+def test_an_over_long_username_is_counted_cut_to_what_can_be_recorded(client):
+    # Django's login form does not bound the length; PostgreSQL refused the record with a 500.
+    statuses = fail(client, "o" * 400, LIMIT)
+
+    assert statuses == [200] * (LIMIT - 1) + [LOCKED]
+    assert AccessAttempt.objects.get().username == "o" * 255
+
+
 def test_odd_forwarded_headers_never_cause_a_server_error(client, owner, settings):
     settings.HTTPS, settings.TRUSTED_PROXY_COUNT = True, 2
     for forwarded in ("", ",", ", , ,", "x" * 5000, "1.2.3.4:80, 5.6.7.8:443", "::1, fe80::1%eth0, ::1"):
