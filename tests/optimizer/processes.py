@@ -66,6 +66,12 @@ class Background:
         self._reader.join(timeout=5)
         return returncode
 
+    def kill(self) -> None:
+        """SIGKILL, for a command that did not stop when asked (its children get SIGTERM)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 @contextmanager
 def running(*args: str, env: dict[str, str]) -> Iterator[Background]:
@@ -79,7 +85,10 @@ def running(*args: str, env: dict[str, str]) -> Iterator[Background]:
     finally:
         if command.process.poll() is None:
             command.process.terminate()
-            command.finish()
+            try:
+                command.finish()
+            except subprocess.TimeoutExpired:
+                command.kill()
 
 
 def _stat(pid: int) -> list[str] | None:
