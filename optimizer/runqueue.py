@@ -40,7 +40,7 @@ Engine = OptimizationRun.Engine
 Status = OptimizationRun.Status
 
 SWEEP_SCHEDULE = "optimizer: recover runs whose worker died"
-GRACE_S = 20  # a queued run younger than this may still have its token in flight
+GRACE_S = 5  # a queued run younger than this may still have its token on the way (a spare one is harmless)
 GAVE_UP = (
     "The worker running this optimization stopped {attempts} times, so it was not started again. "
     "Optimize the prompt again; if it keeps happening, the prompt may be too large for the worker."
@@ -269,16 +269,20 @@ def sweep_schedule_ensure() -> None:
     missing, left alone when present (an administrator may have changed or paused it)."""
     from django_q.models import Schedule
 
-    Schedule.objects.get_or_create(
-        name=SWEEP_SCHEDULE,
-        defaults={
-            "func": "optimizer.tasks.sweep_task",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-            "cluster": settings.FAST_QUEUE,
-        },
-    )
+    schedules = Schedule.objects.filter(name=SWEEP_SCHEDULE)
+    if not schedules.exists():
+        Schedule.objects.create(
+            name=SWEEP_SCHEDULE,
+            func="optimizer.tasks.sweep_task",
+            schedule_type=Schedule.MINUTES,
+            minutes=1,
+            repeats=-1,
+            cluster=settings.FAST_QUEUE,
+        )
+    # Workers starting at the same moment may each have created one (names are not unique in
+    # django-q2): the oldest stays.
+    first = schedules.order_by("pk").values_list("pk", flat=True).first()
+    schedules.exclude(pk=first).delete()
 
 
 def on_worker_start(**_kwargs) -> None:

@@ -15,6 +15,7 @@ from costs.budgets import headroom
 from costs.models import usd
 from costs.selectors import price_overrides
 from optimizer.llm.breaker import open_among
+from optimizer.llm.key_names import key_variable_refusal
 from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost, catalog_prices
 from optimizer.llm.structured import schema_fingerprint
 from optimizer.llm.types import LLMRequest
@@ -103,6 +104,8 @@ def _label(choice: ModelChoice) -> str:
 
 def _unavailable(choice: ModelChoice, estimate: Decimal | None, room: Decimal | None, open_breakers) -> str:
     """Why the model cannot take this call now, or "" when it can."""
+    if key_variable_refusal(choice.provider.api_key_env):  # never tell whether such a variable is set
+        return "its API key variable is refused (not a provider key variable)"
     if choice.provider.api_key_env and not os.environ.get(choice.provider.api_key_env, "").strip():
         return f"no API key ({choice.provider.api_key_env} is not set)"
     if choice.breaker_key in open_breakers:

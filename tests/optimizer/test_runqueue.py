@@ -198,6 +198,10 @@ def test_a_worker_starting_creates_the_sweep_schedule_once_and_sweeps(owner, set
     runqueue.on_worker_start(sender="django_q", proc_name="Worker-1")
     runqueue.on_worker_start(sender="django_q", proc_name="Worker-2")
 
+    Schedule.objects.create(  # a second worker that started at the same moment
+        name=runqueue.SWEEP_SCHEDULE, func="optimizer.tasks.sweep_task", schedule_type=Schedule.MINUTES
+    )
+    runqueue.on_worker_start(sender="django_q", proc_name="Worker-3")
     schedule = Schedule.objects.get(name=runqueue.SWEEP_SCHEDULE)
     assert schedule.func == "optimizer.tasks.sweep_task" and schedule.cluster == settings.FAST_QUEUE
     assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1

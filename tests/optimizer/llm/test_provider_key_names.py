@@ -113,6 +113,22 @@ def test_a_stored_row_naming_any_set_variable_never_sends_it(fake, monkeypatch):
     assert result.builtin and fake.requests == []
 
 
+def test_auto_does_not_tell_whether_a_refused_variable_is_set(fake, monkeypatch):
+    choice = stored_with_key_variable(fake, "SOME_OTHER_TOKEN")
+    unset = gateway.call(make_request("one"), builtin=builtin)
+    monkeypatch.setenv("SOME_OTHER_TOKEN", "another-services-token")
+    present = gateway.call(make_request("two"), builtin=builtin)
+
+    passed_over = [
+        [item["why"] for item in result.selection["passed_over"] if choice.model_id in item["model"]]
+        for result in (unset, present)
+    ]
+    assert (
+        passed_over[0] == passed_over[1] == ["its API key variable is refused (not a provider key variable)"]
+    )
+    assert fake.requests == []
+
+
 def test_the_call_time_refusal_says_why(monkeypatch):
     monkeypatch.setenv("ADMIN_PASSWORD", PRODUCT_SECRETS["ADMIN_PASSWORD"])
 
