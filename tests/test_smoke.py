@@ -118,5 +118,5 @@ def test_the_real_stack_serves_pages_runs_tasks_and_stops_on_ctrl_c(stack):
 
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=40) == 0
-    assert "Stopped the web server and the task worker." in stack.output
+    assert "Stopped the web server, the task worker and the fast task worker." in stack.output
     assert port_is_closed(stack.port)
