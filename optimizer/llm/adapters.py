@@ -6,6 +6,7 @@ reads and writes. Both are turned into TokenUsage, whose ``input_tokens`` is the
 
 import json
 import os
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -151,8 +152,13 @@ def send(
     key: str | None,
     body: dict,
     timeout: httpx.Timeout,
+    deadline: float | None = None,
 ) -> dict:
-    """POST one request; return the decoded JSON body, or raise ProviderError / InvalidAnswer."""
+    """POST one request; return the decoded JSON body, or raise ProviderError / InvalidAnswer.
+
+    ``timeout`` bounds each wait for bytes (the first one included); ``deadline`` (a
+    ``time.monotonic()`` value) bounds the whole answer, so a provider sending a byte now and then
+    cannot hold the call past it (raised as a read timeout: the provider is as good as hung)."""
     if kind == "anthropic":
         url = base_url.rstrip("/") + "/messages"
         headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -161,10 +167,15 @@ def send(
     else:
         url = base_url.rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = client.post(url, json=body, headers=headers, timeout=timeout)
-    if response.status_code >= 400:
-        raise error_from_response(response)
+    with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+        chunks = []
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            if deadline is not None and time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the answer did not arrive whole before the call's deadline")
+        if response.status_code >= 400:
+            raise error_from_response(response)
     try:
-        return response.json()
+        return json.loads(b"".join(chunks))
     except ValueError:
         raise InvalidAnswer("the response body is not JSON") from None

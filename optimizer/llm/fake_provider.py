@@ -5,7 +5,8 @@ It speaks OpenAI Chat Completions (``POST /v1/chat/completions``) and Anthropic 
 realistic ``usage``. Behaviour is set globally (latency, failure rate) and can be scripted per
 request, in order, over HTTP or from Python (or by rates, from the command line):
 
-    ok | malformed | wrong_schema | no_usage | hang | {"status": 429, "retry_after": 1, "headers": {...}}
+    ok | malformed | wrong_schema | no_usage | hang | trickle (the answer a byte at a time, every
+    0.2 s: each read is quick, the whole takes minutes) | {"status": 429, "retry_after": 1, "headers": {...}}
     | {"data": {...}} (answer with exactly this JSON)
 
 Control endpoints: ``POST /_fake/script`` (a JSON list of behaviours), ``POST /_fake/reset``,
@@ -20,6 +21,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HANG_S = 300
+TRICKLE_S = 0.2
 
 
 def example_for(schema: dict, root: dict | None = None) -> object:
@@ -244,14 +246,23 @@ class FakeProvider:
             def log_message(self, *args):  # quiet: tests and benchmarks read their own output
                 pass
 
-            def _reply(self, status: int, headers: dict, content: bytes) -> None:
+            def _reply(self, status: int, headers: dict, content: bytes, trickle: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(content)
+                if not trickle:
+                    self.wfile.write(content)
+                    return
+                try:
+                    for index in range(len(content)):
+                        self.wfile.write(content[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(TRICKLE_S)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up: that is what a trickle is for
 
             def _body(self) -> dict:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -289,10 +300,11 @@ class FakeProvider:
                 try:
                     if fake.latency:
                         time.sleep(fake.latency)
-                    reply = fake.answer(self.path, body, fake._next_behaviour())
+                    behaviour = fake._next_behaviour()
+                    reply = fake.answer(self.path, body, behaviour)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
-                self._reply(*reply)
+                self._reply(*reply, trickle=behaviour == "trickle")
 
         return Handler

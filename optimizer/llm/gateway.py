@@ -267,6 +267,7 @@ def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | N
                 key=secret,
                 body=body,
                 timeout=timeout,
+                deadline=deadline,
             )
     raise AssertionError("unreachable")
 

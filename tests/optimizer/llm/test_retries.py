@@ -114,3 +114,16 @@ def test_the_call_deadline_comes_from_the_settings(settings):
     settings.LLM_RETRY = {}
     settings.LLM_CALL_DEADLINE_S = 42
     assert gateway.retry_settings()["deadline_s"] == 42.0
+
+
+def test_a_provider_that_trickles_its_answer_is_cut_off_at_the_calls_deadline(db, fake, settings):
+    settings.LLM_RETRY = {**settings.LLM_RETRY, "deadline_s": 1.5}
+    slow = add_model(fake.url, name="Trickles", read_timeout_s=5)  # each byte comes well within it
+    fake.enqueue("trickle")
+
+    started = time.monotonic()
+    result = gateway.call(make_request(), builtin=builtin, model=slow)
+
+    assert result.builtin and result.skipped[0].error_class == "ReadTimeout"
+    assert time.monotonic() - started < 4  # not the minutes the whole answer would take
+    assert len(fake.requests) == 1
