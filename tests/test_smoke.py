@@ -5,9 +5,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import threading
-import time
 
 import httpx
 import pytest
@@ -15,50 +12,10 @@ from django.conf import global_settings
 from django_q.tasks import async_task, result
 
 from tests.factories import PASSWORD, UserFactory
-from tests.support import PROJECT_ROOT, clean_env, free_port, manage
+from tests.optimizer.processes import Background
+from tests.support import clean_env, free_port, manage
 
 START_TIMEOUT_S = 90
-
-
-class ServeProcess:
-    """`manage.py serve` in the background, its output collected line by line."""
-
-    def __init__(self, env: dict[str, str], port: int):
-        self.port = port
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "manage.py"), "serve", "--port", str(port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never saw {text!r}; output so far:\n{self.output}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def port_is_closed(port: int) -> bool:
@@ -84,14 +41,21 @@ def stack(database_url_for_subprocess, tmp_path, settings):
         env["REDIS_URL"] = settings.REDIS_URL
     collected = manage("collectstatic", "--noinput", env=env)
     assert collected.returncode == 0, collected.stderr
-    serve = ServeProcess(env, free_port())
+    port = free_port()
+    serve = Background("serve", "--port", str(port), env=env)
+    serve.port = port
     yield serve
-    serve.stop()
+    if serve.process.poll() is None:
+        serve.process.terminate()
+        try:
+            serve.finish(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
 
 
 def test_the_real_stack_serves_pages_runs_tasks_and_stops_on_ctrl_c(stack):
     user = UserFactory(username="smoke")
-    stack.wait_for("is running at", START_TIMEOUT_S)
+    stack.wait_for("is running at", timeout=START_TIMEOUT_S)
     base = f"http://127.0.0.1:{stack.port}"
 
     with httpx.Client(base_url=base, timeout=10) as http:
