@@ -79,11 +79,7 @@ def run() -> list[Result]:
                     text=True,
                 ).stdout
             for row in json.loads(measured.strip().splitlines()[-1]):
-                results.append(
-                    Result(
-                        f"{row['name']} [{label}]", row["samples"], row["p50_ms"], row["p95_ms"], row["note"]
-                    )
-                )
+                results.append(Result.from_dict(row, name=f"{row['name']} [{label}]"))
     finally:
         for process in (fast, slow):
             process.terminate()
@@ -193,7 +189,7 @@ def _measure(fast_port: int, slow_port: int) -> list[dict]:
     rows.append(
         summarize("16 concurrent calls at 250 ms (wall, 5 rounds)", walls, "serialized would be ~4000 ms")
     )
-    return [row.__dict__ for row in rows]
+    return [row.as_dict() for row in rows]
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--measure":

@@ -22,19 +22,76 @@ BENCH_PASSWORD = "bench-password-123"  # noqa: S105 - a throwaway user in a thro
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a figure must reach: ``p50``/``p95`` at most ``limit`` ms, or ``ratio`` (the p50 over
+    the floor's p50) at most ``limit`` times."""
+
+    figure: str
+    limit: float
+
+    def __str__(self) -> str:
+        if self.figure == "ratio":
+            return f"<= {self.limit:g}x floor"
+        return f"{self.figure} <= {self.limit:g} ms"
+
+
+@dataclass(frozen=True)
 class Result:
     name: str
     samples: int
     p50_ms: float
     p95_ms: float
     note: str = ""
+    target: Target | None = None
+    floor_p50_ms: float | None = None  # the floor this figure is compared with, when it has one
+
+    @property
+    def ratio(self) -> float | None:
+        """p50 over the floor's p50."""
+        if not self.floor_p50_ms:
+            return None
+        return self.p50_ms / self.floor_p50_ms
+
+    @property
+    def holds(self) -> bool | None:
+        """Whether the target holds; None without a target (or without samples)."""
+        if self.target is None or not self.samples:
+            return None
+        figure = {"p50": self.p50_ms, "p95": self.p95_ms, "ratio": self.ratio}[self.target.figure]
+        return figure is not None and figure <= self.target.limit
+
+    def as_dict(self) -> dict:
+        """For a benchmark measured in a child process (``from_dict`` reads it back)."""
+        target = self.target and {"figure": self.target.figure, "limit": self.target.limit}
+        return {**self.__dict__, "target": target}
+
+    @classmethod
+    def from_dict(cls, row: dict, **changes) -> "Result":
+        target = row.get("target") and Target(**row["target"])
+        return cls(**{**row, "target": target, **changes})
 
 
-def summarize(name: str, seconds: list[float], note: str = "") -> Result:
-    """p50 and p95 of a list of durations in seconds, as milliseconds."""
+def summarize(
+    name: str,
+    seconds: list[float],
+    note: str = "",
+    *,
+    target: Target | None = None,
+    floor: "Result | None" = None,
+) -> Result:
+    """p50 and p95 of a list of durations in seconds, as milliseconds; ``floor`` is what the
+    figure is compared with (its ratio is printed beside it)."""
     ordered = sorted(seconds)
     cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return Result(name, len(ordered), round(cuts[49] * 1000, 3), round(cuts[94] * 1000, 3), note)
+    return Result(
+        name,
+        len(ordered),
+        round(cuts[49] * 1000, 3),
+        round(cuts[94] * 1000, 3),
+        note,
+        target=target,
+        floor_p50_ms=floor.p50_ms if floor is not None else None,
+    )
 
 
 def free_port() -> int:
