@@ -10,19 +10,23 @@ budget queue one behind the other, and the second sees the first one's reservati
 import logging
 import secrets
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
+from operator import attrgetter
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Case, DateField, F, Func, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from costs.models import Budget, BudgetAlert, BudgetReservation, UsageRecord, usd
+from costs.models import Budget, BudgetAlert, BudgetReservation, BudgetSpend, UsageRecord, usd
+from costs.snapshot import BudgetLine, Snapshot, current
 
 logger = logging.getLogger(__name__)
 
@@ -107,40 +111,230 @@ def _offset_segments(since: datetime, until: datetime) -> list[tuple[datetime, i
 # --- Spend ----------------------------------------------------------------------------------
 
 
-def records_for(budget: Budget):
-    """The usage records a budget counts: the site's, or one user's."""
+def records_for(budget):
+    """The usage records a budget counts: the site's, or one user's (a ``Budget`` or a
+    ``BudgetLine``)."""
     records = UsageRecord.objects.all()
     return records if budget.user_id is None else records.filter(user_id=budget.user_id)
 
 
-def spent(budget: Budget, start: datetime, end: datetime) -> Decimal:
-    """What the priced calls of the period cost (unpriced calls are flagged on the dashboard)."""
+def spent(budget, start: datetime, end: datetime) -> Decimal:
+    """What the priced calls of the period cost, summed from the records (unpriced calls are flagged
+    on the dashboard). The gate reads the running total instead (``BudgetSpend``); this is what that
+    total is created from and reconciled with."""
     total = records_for(budget).filter(created_at__gte=start, created_at__lt=end).aggregate(total=Sum("cost"))
     return total["total"] or Decimal(0)
 
 
 def reserved(budget: Budget) -> Decimal:
-    """Estimates of calls in flight (the gate clears expired ones before it asks)."""
-    return budget.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    """Estimates of calls in flight that still count (younger than ``RESERVATION_TTL``)."""
+    live = budget.reservations.filter(created_at__gte=timezone.now() - RESERVATION_TTL)
+    return live.aggregate(total=Sum("amount"))["total"] or Decimal(0)
 
 
-def headroom(user_id: int | None) -> Decimal | None:
+def spend_add(budgets: Iterable[BudgetLine], *, cost: Decimal, at: datetime) -> None:
+    """Add a priced usage record's cost to the running totals of the budgets it counts against, and
+    alert on each threshold this cost crossed. Called inside the transaction that writes the record,
+    so totals and records commit together; alerts go out after the commit.
+
+    One statement per budget, in id order (two writers never wait for each other's rows). A period's
+    first priced call finds no row and creates it from the records, its own included.
+    """
+    connection = connections[router.db_for_write(BudgetSpend)]
+    for line in sorted(budgets, key=attrgetter("id")):
+        start, end = period_bounds(line.period, at)
+        total = _spend_row_add(connection, line.id, start, cost)
+        if total is None:
+            total = _spend_row_ensure(line, start, end, cost_if_present=cost)
+            crossed = [threshold for threshold in line.thresholds if _reached(total, line.limit, threshold)]
+        else:
+            crossed = [
+                threshold
+                for threshold in line.thresholds
+                if _reached(total, line.limit, threshold)
+                and not _reached(total - cost, line.limit, threshold)
+            ]
+        if crossed:
+            transaction.on_commit(partial(_alert_crossed, line.id, start, end, crossed, total))
+
+
+def _reached(total: Decimal, limit: Decimal, threshold: int) -> bool:
+    return total * 100 >= limit * threshold
+
+
+def _spend_row_add(connection, budget_id: int, start: datetime, cost: Decimal) -> Decimal | None:
+    """``spent += cost`` on the period's row; its new total, or None when there is no row yet. One
+    round trip where the database returns updated rows (PostgreSQL, SQLite 3.35+), else two."""
+    ops = connection.ops
+    table = ops.quote_name(BudgetSpend._meta.db_table)
+    where = "WHERE budget_id = %s AND period_start = %s"
+    update = f"UPDATE {table} SET spent = spent + %s, updated_at = %s {where}"  # noqa: S608 - metadata only
+    key = [budget_id, ops.adapt_datetimefield_value(start)]
+    params = [ops.adapt_decimalfield_value(cost), ops.adapt_datetimefield_value(timezone.now()), *key]
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(update + " RETURNING spent", params)
+            row = cursor.fetchone()
+        else:
+            cursor.execute(update, params)
+            row = None
+            if cursor.rowcount:
+                cursor.execute(f"SELECT spent FROM {table} {where}", key)  # noqa: S608 - metadata only
+                row = cursor.fetchone()
+    return None if row is None else _money(row[0])
+
+
+def _money(value) -> Decimal:
+    """A total as the database gave it (SQLite: a float), to the model's eight decimals."""
+    return Decimal(str(value)).quantize(Decimal("0.00000001"))
+
+
+def _spend_row_ensure(
+    line, start: datetime, end: datetime, *, cost_if_present: Decimal = Decimal(0)
+) -> Decimal:
+    """Create the period's running total from its records, under the budget's row lock, which every
+    creator takes; returns the total. A row another process created meanwhile did not count this
+    transaction's own record (not committed yet when it summed), so ``cost_if_present`` is added to
+    it instead."""
+    # NO KEY UPDATE: it makes creators wait for each other, not the reservations and totals that
+    # only point at the budget (their foreign keys take KEY SHARE, which FOR UPDATE would block).
+    list(Budget.objects.select_for_update(no_key=True).filter(pk=line.id).values_list("pk", flat=True))
+    row = BudgetSpend.objects.filter(budget_id=line.id, period_start=start)
+    if row.exists():
+        if cost_if_present:
+            row.update(spent=F("spent") + cost_if_present)
+        return row.values_list("spent", flat=True).first() or Decimal(0)
+    total = spent(line, start, end)
+    try:
+        with transaction.atomic():
+            BudgetSpend.objects.create(budget_id=line.id, period_start=start, spent=total)
+    except IntegrityError:  # the budget was deleted meanwhile (its rows go with it)
+        logger.info("budget %s is gone; its running total was not created", line.id)
+    return total
+
+
+def _alert_crossed(
+    budget_id: int, start: datetime, end: datetime, thresholds: list[int], total: Decimal
+) -> None:
+    budget = Budget.objects.select_related("user").filter(pk=budget_id).first()
+    if budget is None:
+        return
+    for threshold in sorted(thresholds):
+        _alert(budget, start, end, threshold=threshold, total=total)
+
+
+def _totals(lines: Iterable[BudgetLine], now: datetime, *, lock: bool) -> dict[int, tuple[Decimal, Decimal]]:
+    """{budget id: (spent this period, live reservations)}: two statements (more the first time in
+    a period, whose row is created from the records). ``lock``: the running totals' rows are locked
+    (``FOR UPDATE`` on PostgreSQL; SQLite runs every transaction ``IMMEDIATE``) until the
+    transaction ends.
+
+    The reservations are summed in a statement of their own, after the lock is held: PostgreSQL
+    re-reads a row it waited for, but not a subquery's tables, which would miss the reservation of
+    the gate it waited for. Plain SQL built from the models' metadata: this is on every paid call's
+    path, and compiling the two querysets cost the ORM five times what running them costs."""
+    connection = connections[router.db_for_write(BudgetSpend)]
+    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    bounds = {line.id: period_bounds(line.period, now) for line in lines}
+    which = " OR ".join(["(budget_id = %s AND period_start = %s)"] * len(bounds))
+    pairs = [value for budget_id, (start, _end) in bounds.items() for value in (budget_id, adapt(start))]
+    spends = quote(BudgetSpend._meta.db_table)
+    locking = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
+    select = f"SELECT budget_id, spent FROM {spends} WHERE {which} ORDER BY budget_id{locking}"  # noqa: S608 - metadata only
+
+    def read() -> dict[int, Decimal]:
+        with connection.cursor() as cursor:
+            cursor.execute(select, pairs)
+            return {budget_id: _money(total) for budget_id, total in cursor.fetchall()}
+
+    found = read()
+    if len(found) < len(bounds):
+        with transaction.atomic():
+            for line in lines:
+                if line.id not in found:
+                    _spend_row_ensure(line, *bounds[line.id])
+        found = read()
+    reservations = quote(BudgetReservation._meta.db_table)
+    ids = ", ".join(["%s"] * len(bounds))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT budget_id, SUM(amount) FROM {reservations} "  # noqa: S608 - metadata only
+            f"WHERE budget_id IN ({ids}) AND created_at >= %s GROUP BY budget_id",
+            [*bounds, adapt(now - RESERVATION_TTL)],
+        )
+        held = {budget_id: _money(total) for budget_id, total in cursor.fetchall()}
+    return {budget_id: (total, held.get(budget_id, Decimal(0))) for budget_id, total in found.items()}
+
+
+def _reservations_create(lines: Iterable[BudgetLine], *, token: str, amount: Decimal, at: datetime) -> None:
+    connection = connections[router.db_for_write(BudgetReservation)]
+    table = connection.ops.quote_name(BudgetReservation._meta.db_table)
+    lines = list(lines)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(lines))
+    created_at = connection.ops.adapt_datetimefield_value(at)
+    params = [value for line in lines for value in (line.id, token, amount, created_at)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (budget_id, token, amount, created_at) VALUES {values}",  # noqa: S608
+            params,
+        )
+
+
+def headroom(user_id: int | None, *, snapshot: Snapshot | None = None) -> Decimal | None:
     """What the tightest hard budget lets this user spend now (its period's spend and the open
     reservations counted), or None when no hard budget applies. A hint for choosing a model: the
     gate's locked check still decides each call."""
-    rooms = []
-    live = timezone.now() - RESERVATION_TTL
-    for budget in applicable(user_id).filter(mode=Budget.Mode.HARD):
-        start, end = period_bounds(budget.period)
-        held = budget.reservations.filter(created_at__gte=live).aggregate(total=Sum("amount"))["total"]
-        rooms.append(budget.limit - spent(budget, start, end) - (held or Decimal(0)))
-    return min(rooms) if rooms else None
+    hard = [line for line in (snapshot or current()).budgets_for(user_id) if line.hard]
+    if not hard:
+        return None
+    totals = _totals(hard, timezone.now(), lock=False)
+    return min(line.limit - sum(totals.get(line.id, (Decimal(0), Decimal(0)))) for line in hard)
 
 
 def applicable(user_id: int | None):
     """Enabled budgets a call by this user counts against: the site's and the user's own."""
     scope = Q(user__isnull=True) | Q(user_id=user_id) if user_id is not None else Q(user__isnull=True)
     return Budget.objects.filter(scope, enabled=True).select_related("user")
+
+
+@dataclass(frozen=True)
+class Drift:
+    budget: str
+    period_start: datetime
+    kept: Decimal | None  # None: there was no running total
+    counted: Decimal
+
+    def __str__(self) -> str:
+        kept = "none" if self.kept is None else usd(self.kept)
+        since = f"{self.period_start:%Y-%m-%d %H:%M}"
+        return f"{self.budget} since {since}: running total {kept}, records {usd(self.counted)}"
+
+
+def spend_reconcile(now: datetime | None = None) -> list[Drift]:
+    """Compare each enabled budget's running total for the current period with its records, repair
+    the ones that differ, and say which (records written around the product, a restore). Clears the
+    reservations of workers that died mid-call as well. Hourly on the task queue, and
+    ``manage.py budgets_reconcile``."""
+    now = now or timezone.now()
+    BudgetReservation.objects.filter(created_at__lt=now - RESERVATION_TTL).delete()
+    drifts = []
+    for line in current().budgets:
+        start, end = period_bounds(line.period, now)
+        with transaction.atomic():
+            rows = BudgetSpend.objects.select_for_update().filter(budget_id=line.id, period_start=start)
+            kept = rows.values_list("spent", flat=True).first()
+            if kept is None:
+                _spend_row_ensure(line, start, end)
+                counted = rows.values_list("spent", flat=True).first() or Decimal(0)
+            else:
+                counted = spent(line, start, end)
+                if counted != kept:
+                    rows.update(spent=counted)
+        if kept is not None and counted != kept:
+            drifts.append(Drift(line.name, start, kept, counted))
+    if drifts:
+        logger.warning("budget running totals repaired: %s", "; ".join(map(str, drifts)))
+    return drifts
 
 
 # --- The gate -------------------------------------------------------------------------------
@@ -151,85 +345,74 @@ class BudgetDecision:
     allowed: bool
     reason: str = ""
     reservation_id: str | None = None
-    budget_ids: tuple[int, ...] = ()
+    budgets: tuple[BudgetLine, ...] = ()  # the budgets this call counts against (alerts on settle)
 
 
 class BudgetGate:
     """Asked by the gateway before each paid call, with the call's estimated cost.
 
     A refusal is a reason to skip that model, never an exception. ``reserve`` counts the estimate
-    against every applicable budget at once; ``settle`` (the call returned, its usage record holds
-    the real cost) and ``release`` (it failed) take the reservation back, and ``settle`` raises the
-    alerts of thresholds the real spend has reached.
+    against every applicable hard budget at once; ``settle`` (the call returned, its usage records
+    hold the real cost and have added it to the running totals) and ``release`` (it failed) take
+    the reservation back, and ``settle`` raises the alerts of thresholds the spend has reached.
+
+    Its cost does not grow with the records: the budgets come from the per-process snapshot (no
+    query when there are none), a period's spend from its running total (one row).
     """
 
-    def reserve(self, *, user_id: int | None, estimated_cost: Decimal | None) -> BudgetDecision:
-        if not applicable(user_id).exists():
-            return BudgetDecision(allowed=True)
+    def reserve(
+        self, *, user_id: int | None, estimated_cost: Decimal | None, snapshot: Snapshot | None = None
+    ) -> BudgetDecision:
+        lines = (snapshot or current()).budgets_for(user_id)
+        hard = [line for line in lines if line.hard]
+        if not hard:  # nothing to refuse: soft budgets only alert, on settle
+            return BudgetDecision(allowed=True, budgets=lines)
+        if estimated_cost is None:
+            return BudgetDecision(
+                allowed=False,
+                reason=f"{hard[0].name} is a hard limit and this model has no price; set one in the "
+                "admin (Model prices) to use it",
+            )
         token = secrets.token_hex(16)
+        now = timezone.now()
         with transaction.atomic():
-            # Locked in one order (by id), so two gates never wait for each other's rows.
-            budgets = list(applicable(user_id).select_related(None).order_by("pk").select_for_update())
-            now = timezone.now()
-            # Reservations of workers that died mid-call already stopped counting; clear them away.
-            BudgetReservation.objects.filter(
-                budget__in=budgets, created_at__lt=now - RESERVATION_TTL
-            ).delete()
-            for budget in budgets:
-                if budget.mode != Budget.Mode.HARD:
-                    continue
-                if estimated_cost is None:
-                    return BudgetDecision(
-                        allowed=False,
-                        reason=f"{_name(budget)} is a hard limit and this model has no price; set one in the "
-                        "admin (Model prices) to use it",
-                    )
-                start, end = period_bounds(budget.period, now)
-                committed = spent(budget, start, end) + reserved(budget)
-                if committed + estimated_cost > budget.limit:
+            totals = _totals(hard, now, lock=True)
+            for line in hard:
+                committed = sum(totals.get(line.id, (Decimal(0), Decimal(0))))
+                if committed + estimated_cost > line.limit:
                     refusal = (
-                        f"{_name(budget)} would be crossed ({usd(committed)} of {usd(budget.limit)} spent or "
+                        f"{line.name} would be crossed ({usd(committed)} of {usd(line.limit)} spent or "
                         f"reserved, this call up to {usd(estimated_cost)})"
                     )
                     break
             else:
-                refusal = ""
-            if not refusal:
-                amount = estimated_cost or Decimal(0)
-                BudgetReservation.objects.bulk_create(
-                    BudgetReservation(budget=budget, token=token, amount=amount, created_at=now)
-                    for budget in budgets
-                )
-                return BudgetDecision(
-                    allowed=True, reservation_id=token, budget_ids=tuple(budget.pk for budget in budgets)
-                )
-        start, end = period_bounds(budget.period, now)
-        if not budget.alerts.filter(period_start=start, threshold=100).exists():
-            _alert(budget, start, end, refused=True)
+                _reservations_create(hard, token=token, amount=estimated_cost, at=now)
+                return BudgetDecision(allowed=True, reservation_id=token, budgets=lines)
+        start, end = period_bounds(line.period, now)
+        if not BudgetAlert.objects.filter(budget_id=line.id, period_start=start, threshold=100).exists():
+            budget = Budget.objects.select_related("user").filter(pk=line.id).first()
+            if budget is not None:
+                _alert(budget, start, end, refused=True)
         return BudgetDecision(allowed=False, reason=refusal)
 
-    def settle(self, decision: BudgetDecision, *, actual_cost: Decimal | None) -> None:
-        """The call returned and its usage record holds the real cost: drop the estimate, then alert
-        on every threshold the period's spend has now reached."""
-        if decision.reservation_id is None:
-            return
-        BudgetReservation.objects.filter(token=decision.reservation_id).delete()
-        now = timezone.now()
-        for budget in Budget.objects.filter(pk__in=decision.budget_ids).select_related("user"):
-            start, end = period_bounds(budget.period, now)
-            total = spent(budget, start, end)
-            reached = {
-                threshold for threshold in budget.threshold_list if total * 100 >= budget.limit * threshold
-            }
-            if reached:  # once a threshold has alerted, later calls of the period skip it in one query
-                reached -= set(budget.alerts.filter(period_start=start).values_list("threshold", flat=True))
-            for threshold in sorted(reached):
-                _alert(budget, start, end, threshold=threshold, total=total)
+    def settle(self, decision: BudgetDecision, *, actual_cost: Decimal | None = None) -> None:
+        """The call returned: drop the estimate. Its usage records already added the real cost to
+        the running totals, and alerted on the thresholds it crossed (``spend_add``)."""
+        self.release(decision)
 
     def release(self, decision: BudgetDecision) -> None:
-        """The call failed: give the reserved amount back."""
+        """The call failed (or settled): give the reserved amount back."""
         if decision.reservation_id is not None:
-            BudgetReservation.objects.filter(token=decision.reservation_id).delete()
+            _reservations_delete(decision.reservation_id)
+
+
+def _reservations_delete(token: str) -> None:
+    """One DELETE (the ORM's wraps it in a transaction of its own, to collect related rows that a
+    reservation does not have)."""
+    connection = connections[router.db_for_write(BudgetReservation)]
+    table = connection.ops.quote_name(BudgetReservation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE token = %s", [token])  # noqa: S608 - metadata only
 
 
 def _name(budget: Budget) -> str:

@@ -178,6 +178,30 @@ class Budget(models.Model):
         return sorted({int(part) for part in self.thresholds.split(",") if part.strip()})
 
 
+class BudgetSpend(models.Model):
+    """What a budget's period has spent so far: the running total the gate reads, one row, instead
+    of summing the period's usage records on every call.
+
+    Each priced usage record adds its cost here in the transaction that writes it, so the total and
+    the records agree at every commit. A period's row is created on first use from the records
+    already there. ``costs.budgets.spend_reconcile`` (hourly, and ``manage.py budgets_reconcile``)
+    compares each current total with its records and repairs and reports any difference (records
+    written around the product, a restore)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="spends")
+    period_start = models.DateTimeField()
+    spent = models.DecimalField(max_digits=16, decimal_places=8, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start"], name="one_spend_per_budget_and_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget}: ${self.spent} since {self.period_start:%Y-%m-%d}"
+
+
 class BudgetReservation(models.Model):
     """The estimated cost of a call in flight, counted against a budget until the call returns
     (settled: the usage record now carries the real cost) or fails (released). A worker that dies

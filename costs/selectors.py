@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from costs.budgets import period_bounds, range_bounds
 from costs.forecast import WINDOW_DAYS, forecast
-from costs.models import BUILTIN_PROVIDER, Budget, BudgetAlert, ModelPrice, UsageRecord
+from costs.models import BUILTIN_PROVIDER, Budget, BudgetAlert, UsageRecord
+from costs.snapshot import Snapshot, current
 from costs.usage_days import UsageGroup, dollars, usage_days
 from optimizer.llm.pricing import PricePerMillion, catalog_prices
 from optimizer.models import ModelChoice, OptimizationRun
@@ -34,20 +35,21 @@ def api_cache_stats(*, since: datetime) -> dict:
     return totals
 
 
-def price_overrides(*, model_ids: Iterable[int], at: datetime | None = None) -> dict[int, PricePerMillion]:
+def price_overrides(
+    *, model_ids: Iterable[int], at: datetime | None = None, snapshot: Snapshot | None = None
+) -> dict[int, PricePerMillion]:
     """Each model's admin-set price in force at ``at`` (now by default), for the models that have one;
-    the others are priced by genai-prices. One query, whatever the number of models."""
-    at = at or timezone.now()
-    found: dict[int, PricePerMillion] = {}
-    rows = ModelPrice.objects.filter(model_id__in=list(model_ids), valid_from__lte=at)
-    for price in rows.order_by("model_id", "-valid_from"):
-        if price.model_id not in found:
-            found[price.model_id] = PricePerMillion(price.input, price.output, price.cached_input)
-    return found
+    the others are priced by genai-prices. From the per-process snapshot (``costs.snapshot``): no
+    query while nothing changed."""
+    snapshot = snapshot or current()
+    found = {model_id: snapshot.price(model_id, at) for model_id in model_ids}
+    return {model_id: price for model_id, price in found.items() if price is not None}
 
 
-def price_override(*, model_id: int, at: datetime | None = None) -> PricePerMillion | None:
-    return price_overrides(model_ids=[model_id], at=at).get(model_id)
+def price_override(
+    *, model_id: int, at: datetime | None = None, snapshot: Snapshot | None = None
+) -> PricePerMillion | None:
+    return (snapshot or current()).price(model_id, at)
 
 
 # --- The cost dashboard ---------------------------------------------------------------------

@@ -79,3 +79,14 @@ def database_url_for_subprocess(transactional_db) -> str:
         return f"sqlite:///{conf['NAME']}"
     credentials = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
     return f"postgresql://{credentials}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+
+
+@pytest.fixture(autouse=True)
+def _costs_snapshot_forgotten():
+    """Each test starts without the prices and budgets an earlier one left in this process's memory
+    (a transactional test's tables are emptied without the signals that would announce it)."""
+    from costs import snapshot
+
+    snapshot.forget()
+    yield
+    snapshot.forget()

@@ -24,9 +24,9 @@ import httpx
 import stamina
 from django.conf import settings
 
+from costs import snapshot as costs_snapshot
 from costs.budgets import BudgetGate
 from costs.models import BUILTIN_PROVIDER, UsageRecord
-from costs.selectors import price_override
 from costs.services import usage_record_create
 from optimizer.llm import adapters, api_cache, routing
 from optimizer.llm.breaker import CircuitBreaker
@@ -135,7 +135,10 @@ def _call_model(
 
     key = api_cache.cache_key(provider=provider.name, model=choice.model_id, request=request)
     breaker = CircuitBreaker(choice.breaker_key)
-    found = api_cache.read_many([key, *breaker.state_keys()])  # one round trip for both
+    # One round trip: the answer, the breaker's state and the version of prices and budgets.
+    found = api_cache.read_many([key, *breaker.state_keys(), costs_snapshot.VERSION_KEY])
+    costs = costs_snapshot.current(found)
+    record.snapshot = costs
     if found is not None and (entry := found.get(key)) is not None:
         saved = Decimal(entry["cost"]) if entry.get("cost") is not None else Decimal(0)
         record.write(status=UsageRecord.Status.CACHE_HIT, cost=Decimal(0), saved_cost=saved, latency_ms=0)
@@ -148,8 +151,9 @@ def _call_model(
     except ProviderError:
         return Skip(provider.name, choice.model_id, "no API key", error_class="MissingAPIKey")
 
-    own = price_override(model_id=choice.pk)
-    decision = gate.reserve(user_id=user_id, estimated_cost=routing.estimate_cost(choice, request, own))
+    own = costs.price(choice.pk)
+    estimate = routing.estimate_cost(choice, request, own)
+    decision = gate.reserve(user_id=user_id, estimated_cost=estimate, snapshot=costs)
     if not decision.allowed:
         return Skip(provider.name, choice.model_id, f"budget refused: {decision.reason}".rstrip(": "))
 
@@ -169,7 +173,7 @@ def _call_model(
             answer, cost = _ask_with_repair(choice, request, secret, record, deadline, own)
         except (ProviderError, httpx.HTTPError) as exc:
             breaker.record_failure(permit, hung=isinstance(exc, httpx.TimeoutException))
-            gate.release(decision)
+            gate.settle(decision)  # an earlier attempt may have cost something
             status = getattr(exc, "status", None)
             record.write(
                 status=UsageRecord.Status.ERROR,
@@ -340,6 +344,7 @@ class _Recorder:
 
     def __init__(self, choice: ModelChoice, request: LLMRequest, *, user_id, run_id):
         self.choice, self.request, self.user_id, self.run_id = choice, request, user_id, run_id
+        self.snapshot: costs_snapshot.Snapshot | None = None  # the prices and budgets of this call
 
     def write(
         self,
@@ -370,6 +375,7 @@ class _Recorder:
             status=status,
             error_class=error_class,
             http_status=http_status,
+            snapshot=self.snapshot,
         )
 
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from costs import snapshot
 from costs.budgets import headroom
 from costs.models import usd
 from costs.selectors import price_overrides
@@ -123,10 +124,11 @@ def select(request: LLMRequest, needs: Needs, *, user_id: int | None) -> Selecti
     tier, tier_reasons = tier_needed(needs)
     if not models:
         return Selection([], tier, "no language model is enabled")
-    overrides = price_overrides(model_ids=[choice.pk for choice in models])
+    costs = snapshot.current()  # prices and budgets, one cache read while nothing changed
+    overrides = price_overrides(model_ids=[choice.pk for choice in models], snapshot=costs)
     estimates = {choice.pk: estimate_cost(choice, request, overrides.get(choice.pk)) for choice in models}
     open_breakers = open_among([choice.breaker_key for choice in models])
-    room = headroom(user_id)
+    room = headroom(user_id, snapshot=costs)
     needed = TIERS.index(tier)
 
     eligible, passed = [], []

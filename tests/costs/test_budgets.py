@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from costs.budgets import BudgetGate, period_bounds, spent
-from costs.models import Budget, BudgetAlert, BudgetReservation, UsageRecord
+from costs.budgets import BudgetGate, period_bounds, spend_reconcile, spent
+from costs.models import Budget, BudgetAlert, BudgetReservation, BudgetSpend, UsageRecord
 from costs.services import usage_record_create
 from tests.support import PROJECT_ROOT, clean_env
 
@@ -22,8 +22,9 @@ def spend(amount: str, *, user=None, at: datetime | None = None) -> None:
         user_id=getattr(user, "pk", None), run_id=None, provider="OpenAI", model="gpt-4o-mini",
         operation="design", cost=Decimal(amount), latency_ms=5, status=UsageRecord.Status.OK,
     )  # fmt: skip
-    if at is not None:
+    if at is not None:  # moved around the product, as a restore does: the running totals follow
         UsageRecord.objects.filter(pk=UsageRecord.objects.latest("id").pk).update(created_at=at)
+        spend_reconcile()
 
 
 def call(gate: BudgetGate, *, user=None, estimate: str, actual: str | None = None):
@@ -145,13 +146,18 @@ def test_a_reservation_left_by_a_dead_worker_stops_counting(owner):
     )
 
     assert BudgetGate().reserve(user_id=owner.pk, estimated_cost=Decimal("0.50")).allowed
-    assert not BudgetReservation.objects.filter(token="lost").exists()  # cleared away as well
+    spend_reconcile()  # the hourly job clears it away
+    assert not BudgetReservation.objects.filter(token="lost").exists()
 
 
 # --- Alerts ---------------------------------------------------------------------------------
 
 
-def test_each_threshold_alerts_once_per_period_and_emails_the_user(owner, settings):
+def test_each_threshold_alerts_once_per_period_and_emails_the_user(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    """Alerts go out once the record that crossed a threshold is committed (a test's transaction
+    never commits: its on-commit callbacks are run here)."""
     settings.TIME_ZONE = "UTC"
     owner.email = "owner@example.com"
     owner.save()
@@ -160,11 +166,15 @@ def test_each_threshold_alerts_once_per_period_and_emails_the_user(owner, settin
     )
     gate = BudgetGate()
 
-    call(gate, user=owner, estimate="0.10", actual="0.40")  # 40%: nothing
+    def committed_call(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    committed_call(gate, user=owner, estimate="0.10", actual="0.40")  # 40%: nothing
     assert not BudgetAlert.objects.exists()
-    call(gate, user=owner, estimate="0.10", actual="0.20")  # 60%: the 50% alert
-    call(gate, user=owner, estimate="0.10", actual="0.05")  # 65%: still only that one
-    call(gate, user=owner, estimate="0.10", actual="0.50")  # 115%: 80% and 100% at once
+    committed_call(gate, user=owner, estimate="0.10", actual="0.20")  # 60%: the 50% alert
+    committed_call(gate, user=owner, estimate="0.10", actual="0.05")  # 65%: still only that one
+    committed_call(gate, user=owner, estimate="0.10", actual="0.50")  # 115%: 80% and 100% at once
 
     assert sorted(BudgetAlert.objects.values_list("threshold", flat=True)) == [50, 80, 100]
     assert len(mail.outbox) == 3 and mail.outbox[0].to == ["owner@example.com"]
@@ -172,8 +182,9 @@ def test_each_threshold_alerts_once_per_period_and_emails_the_user(owner, settin
 
     # The next day is a new period: the same threshold alerts again.
     UsageRecord.objects.update(created_at=timezone.now() - timedelta(days=1))
+    spend_reconcile()
     BudgetAlert.objects.update(period_start=period_bounds("daily", timezone.now() - timedelta(days=1))[0])
-    call(gate, user=owner, estimate="0.10", actual="0.55")
+    committed_call(gate, user=owner, estimate="0.10", actual="0.55")
     assert BudgetAlert.objects.filter(threshold=50).count() == 2
 
 
@@ -309,3 +320,55 @@ def test_racing_workers_cannot_both_spend_the_last_of_a_hard_budget(database_url
     assert [racer.returncode for racer in racers] == [0] * 4, "\n".join(err for _, err in outputs)
     assert sum(int(out) for out, _ in outputs) == 10
     assert BudgetReservation.objects.count() == 10
+
+
+SPENDER = """
+import time, django
+django.setup()
+from decimal import Decimal
+from costs.budgets import BudgetGate
+from costs.models import UsageRecord
+from costs.services import usage_record_create
+gate = BudgetGate()
+time.sleep(max({start} - time.time(), 0))
+for n in range({calls}):
+    decision = gate.reserve(user_id=None, estimated_cost=Decimal("0.01"))
+    usage_record_create(
+        user_id=None, run_id=None, provider="OpenAI", model="gpt-4o-mini", operation="design",
+        cost=Decimal("0.00{cost}"), latency_ms=1, status=UsageRecord.Status.OK,
+    )
+    gate.settle(decision)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_workers_keep_the_running_totals_equal_to_the_records(database_url_for_subprocess):
+    """Four worker processes each make 15 priced calls at once, from a period with no running total
+    yet: the daily and the monthly totals end equal to the records' sum, with nothing to repair."""
+    Budget.objects.create(period="daily", limit=Decimal("100"), mode="hard")
+    Budget.objects.create(period="monthly", limit=Decimal("100"), mode="soft")
+    env = clean_env(
+        DATABASE_URL=database_url_for_subprocess,
+        SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    start = time.time() + 4
+    spenders = [
+        subprocess.Popen(
+            [sys.executable, "-c", SPENDER.format(start=start, calls=15, cost=n + 1)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outputs = [spender.communicate(timeout=120) for spender in spenders]
+
+    assert [spender.returncode for spender in spenders] == [0] * 4, "\n".join(err for _, err in outputs)
+    assert UsageRecord.objects.count() == 60
+    expected = Decimal("0.15") * (1 + 2 + 3 + 4) / 10  # 15 calls each of $0.001 … $0.004
+    assert sorted(BudgetSpend.objects.values_list("spent", flat=True)) == [expected, expected]
+    assert spend_reconcile() == []
+    assert not BudgetReservation.objects.exists()

@@ -23,7 +23,7 @@ class RefuseOver(BudgetGate):
         self.limit = limit
         self.released = 0
 
-    def reserve(self, *, user_id, estimated_cost):
+    def reserve(self, *, user_id, estimated_cost, snapshot=None):
         if estimated_cost is None or estimated_cost > self.limit:
             return BudgetDecision(allowed=False, reason="daily budget reached")
         return BudgetDecision(allowed=True, reservation_id="r1")
