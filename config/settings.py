@@ -209,7 +209,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "config.cache.DatabaseCache",  # Django's, with a one-statement set
             "LOCATION": "django_cache",
             "OPTIONS": {"MAX_ENTRIES": 20_000},
         }
