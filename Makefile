@@ -20,13 +20,14 @@ include .env
 export $(shell sed -n 's/^[[:space:]]*\([A-Za-z_][A-Za-z0-9_]*\)[[:space:]]*=.*/\1/p' .env)
 endif
 
-.PHONY: help run setup test lint format bench quality clean
+.PHONY: help run setup test lint format bench bench-check quality clean
 
 help:
 	@echo "make run    set everything up and start the app (web server + task worker)"
 	@echo "make test   run the tests (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint   check code style with ruff"
-	@echo "make bench  run the benchmarks in bench/"
+	@echo "make bench  run the benchmarks in bench/ (ARGS=\"gateway --readme\": one, tables into bench/README.md)"
+	@echo "make bench-check  a short gateway benchmark; fails when its overhead is over 3x the target"
 	@echo "make quality  measure the rewrites over the real prompts (bench/quality.py; ARGS=--help)"
 	@echo "make clean  remove .venv and collected static files (keeps your data/)"
 
@@ -75,6 +76,9 @@ format: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	@SECRET_KEY="$${SECRET_KEY:-insecure-bench-only-key-never-used-in-production}" $(VENV_PY) bench/run.py $(ARGS)
+
+bench-check: $(VENV)/.dev-installed
+	@SECRET_KEY="$${SECRET_KEY:-insecure-bench-only-key-never-used-in-production}" $(VENV_PY) bench/bench_gateway.py --check
 
 quality: $(VENV)/.dev-installed
 	@$(VENV_PY) bench/quality.py $(ARGS)
