@@ -40,6 +40,7 @@ Engine = OptimizationRun.Engine
 Status = OptimizationRun.Status
 
 SWEEP_SCHEDULE = "optimizer: recover runs whose worker died"
+RECONCILE_SCHEDULE = "costs: reconcile budget totals with usage records"
 GRACE_S = 5  # a queued run younger than this may still have its token on the way (a spare one is harmless)
 GAVE_UP = (
     "The worker running this optimization stopped {attempts} times, so it was not started again. "
@@ -265,17 +266,23 @@ def sweep() -> SweepReport:
 
 
 def sweep_schedule_ensure() -> None:
-    """The minute schedule of the sweep, on the fast queue (never behind model calls); created when
-    missing, left alone when present (an administrator may have changed or paused it)."""
+    """The minute schedule of the sweep, and the hourly reconciliation of the budgets' running
+    totals, on the fast queue (never behind model calls); each created when missing, left alone
+    when present (an administrator may have changed or paused it)."""
+    schedule_ensure(SWEEP_SCHEDULE, "optimizer.tasks.sweep_task", minutes=1)
+    schedule_ensure(RECONCILE_SCHEDULE, "costs.tasks.spend_reconcile_task", minutes=60)
+
+
+def schedule_ensure(name: str, func: str, *, minutes: int) -> None:
     from django_q.models import Schedule
 
-    schedules = Schedule.objects.filter(name=SWEEP_SCHEDULE)
+    schedules = Schedule.objects.filter(name=name)
     if not schedules.exists():
         Schedule.objects.create(
-            name=SWEEP_SCHEDULE,
-            func="optimizer.tasks.sweep_task",
+            name=name,
+            func=func,
             schedule_type=Schedule.MINUTES,
-            minutes=1,
+            minutes=minutes,
             repeats=-1,
             cluster=settings.FAST_QUEUE,
         )

@@ -150,6 +150,43 @@ def test_a_reservation_left_by_a_dead_worker_stops_counting(owner):
     assert not BudgetReservation.objects.filter(token="lost").exists()
 
 
+def test_the_reconciliation_repairs_a_total_that_differs_from_its_records_and_says_so(owner, caplog):
+    Budget.objects.create(period="daily", limit=Decimal("10"), mode="hard")
+    call(BudgetGate(), estimate="0.10", actual="0.25")  # through the product: the total follows
+    assert spend_reconcile() == []
+    UsageRecord.objects.bulk_create(  # around the product, as a restore or a script would
+        [
+            UsageRecord(
+                provider="OpenAI", model="gpt-4o-mini", operation="design", cost=Decimal("0.5"), status="ok"
+            )
+        ],
+    )
+
+    drifts = spend_reconcile()
+
+    assert [(drift.kept, drift.counted) for drift in drifts] == [(Decimal("0.25"), Decimal("0.75"))]
+    assert "the site's daily budget" in str(drifts[0]) and "repaired" in caplog.text
+    assert BudgetSpend.objects.get().spent == Decimal("0.75")
+    assert spend_reconcile() == []
+
+
+def test_manage_budgets_reconcile_lists_what_it_repaired():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    Budget.objects.create(period="monthly", limit=Decimal("10"), mode="soft")
+    out = StringIO()
+    call_command("budgets_reconcile", stdout=out)
+    assert "Every running total matches its records (1 enabled budgets)." in out.getvalue()
+
+    spend("0.30")
+    BudgetSpend.objects.update(spent=Decimal("0.10"))  # a total gone wrong
+    out = StringIO()
+    call_command("budgets_reconcile", stdout=out)
+    assert "repaired: the site's monthly budget" in out.getvalue() and "records $0.30" in out.getvalue()
+
+
 # --- Alerts ---------------------------------------------------------------------------------
 
 

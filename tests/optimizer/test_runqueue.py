@@ -206,6 +206,9 @@ def test_a_worker_starting_creates_the_sweep_schedule_once_and_sweeps(owner, set
     assert schedule.func == "optimizer.tasks.sweep_task" and schedule.cluster == settings.FAST_QUEUE
     assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1
     assert OptimizationRun.objects.get(pk=run.pk).status == Status.QUEUED
+    reconcile = Schedule.objects.get(name=runqueue.RECONCILE_SCHEDULE)  # hourly, on the fast queue too
+    assert reconcile.func == "costs.tasks.spend_reconcile_task" and reconcile.minutes == 60
+    assert reconcile.cluster == settings.FAST_QUEUE
 
 
 # --- The heartbeat ------------------------------------------------------------------------------
