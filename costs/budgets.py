@@ -198,18 +198,15 @@ def _spend_row_ensure(
     it instead."""
     # NO KEY UPDATE: it makes creators wait for each other, not the reservations and totals that
     # only point at the budget (their foreign keys take KEY SHARE, which FOR UPDATE would block).
-    list(Budget.objects.select_for_update(no_key=True).filter(pk=line.id).values_list("pk", flat=True))
+    if not Budget.objects.select_for_update(no_key=True).filter(pk=line.id).values_list("pk").exists():
+        return Decimal(0)  # deleted since this process read its budgets: nothing to count against
     row = BudgetSpend.objects.filter(budget_id=line.id, period_start=start)
     if row.exists():
         if cost_if_present:
             row.update(spent=F("spent") + cost_if_present)
         return row.values_list("spent", flat=True).first() or Decimal(0)
     total = spent(line, start, end)
-    try:
-        with transaction.atomic():
-            BudgetSpend.objects.create(budget_id=line.id, period_start=start, spent=total)
-    except IntegrityError:  # the budget was deleted meanwhile (its rows go with it)
-        logger.info("budget %s is gone; its running total was not created", line.id)
+    BudgetSpend.objects.create(budget_id=line.id, period_start=start, spent=total)
     return total
 
 
@@ -377,8 +374,9 @@ class BudgetGate:
         now = timezone.now()
         with transaction.atomic():
             totals = _totals(hard, now, lock=True)
+            hard = [line for line in hard if line.id in totals]  # a budget deleted meanwhile is gone
             for line in hard:
-                committed = sum(totals.get(line.id, (Decimal(0), Decimal(0))))
+                committed = sum(totals[line.id])
                 if committed + estimated_cost > line.limit:
                     refusal = (
                         f"{line.name} would be crossed ({usd(committed)} of {usd(line.limit)} spent or "
@@ -386,6 +384,8 @@ class BudgetGate:
                     )
                     break
             else:
+                if not hard:
+                    return BudgetDecision(allowed=True, budgets=lines)
                 _reservations_create(hard, token=token, amount=estimated_cost, at=now)
                 return BudgetDecision(allowed=True, reservation_id=token, budgets=lines)
         start, end = period_bounds(line.period, now)
@@ -395,7 +395,7 @@ class BudgetGate:
                 _alert(budget, start, end, refused=True)
         return BudgetDecision(allowed=False, reason=refusal)
 
-    def settle(self, decision: BudgetDecision, *, actual_cost: Decimal | None = None) -> None:
+    def settle(self, decision: BudgetDecision) -> None:
         """The call returned: drop the estimate. Its usage records already added the real cost to
         the running totals, and alerted on the thresholds it crossed (``spend_add``)."""
         self.release(decision)

@@ -185,21 +185,19 @@ def _call_model(
             return Skip(
                 provider.name, choice.model_id, "error", error_class=type(exc).__name__, status=status
             )
-        except _InvalidAfterRepair as exc:
+        except _InvalidAfterRepair:
             breaker.record_success(permit)
-            gate.settle(decision, actual_cost=exc.cost)
+            gate.settle(decision)
             return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
 
     breaker.record_success(permit)
-    gate.settle(decision, actual_cost=cost)
+    gate.settle(decision)
     api_cache.store_answer(key, {"data": answer.data, "cost": None if cost is None else str(cost)})
     return GatewayResult(data=answer.data, provider=provider.name, model=choice.model_id, cost=cost)
 
 
 class _InvalidAfterRepair(Exception):
-    def __init__(self, cost: Decimal | None):
-        super().__init__("invalid answer after one repair attempt")
-        self.cost = cost
+    """Invalid answer after one repair attempt (both attempts' records hold what they cost)."""
 
 
 def _ask_with_repair(
@@ -229,7 +227,7 @@ def _ask_with_repair(
                 operation=current.operation,
             )
             if attempt == "repair":
-                raise _InvalidAfterRepair(spent) from None
+                raise _InvalidAfterRepair from None
             current = repair_request(request, text, str(problem))
             continue
         usage = _usage_or_estimate(answer.usage, current, answer.text)

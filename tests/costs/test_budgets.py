@@ -32,7 +32,7 @@ def call(gate: BudgetGate, *, user=None, estimate: str, actual: str | None = Non
     decision = gate.reserve(user_id=getattr(user, "pk", None), estimated_cost=Decimal(estimate))
     if decision.allowed and actual is not None:
         spend(actual, user=user)
-        gate.settle(decision, actual_cost=Decimal(actual))
+        gate.settle(decision)
     return decision
 
 
