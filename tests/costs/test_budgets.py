@@ -409,3 +409,21 @@ def test_racing_workers_keep_the_running_totals_equal_to_the_records(database_ur
     assert sorted(BudgetSpend.objects.values_list("spent", flat=True)) == [expected, expected]
     assert spend_reconcile() == []
     assert not BudgetReservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_budget_deleted_by_another_process_is_skipped_not_an_error():
+    """This process still holds the budget in memory (the other's announcement not arrived yet)."""
+    from django.db import connection
+
+    from costs import snapshot
+
+    budget = Budget.objects.create(period="daily", limit=Decimal("1.00"), mode="hard")
+    assert snapshot.current().budgets_for(None)  # kept in this process
+    with connection.cursor() as cursor:  # deleted elsewhere: no signal here
+        cursor.execute("DELETE FROM costs_budget WHERE id = %s", [budget.pk])
+
+    decision = BudgetGate().reserve(user_id=None, estimated_cost=Decimal("5.00"))
+    spend("0.50")
+
+    assert decision.allowed and not BudgetReservation.objects.exists() and not BudgetSpend.objects.exists()
