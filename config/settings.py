@@ -328,6 +328,9 @@ LOGGING = {
         # at DEBUG: never, whatever LOG_LEVEL says.
         "hpack": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # httpx logs a line per HTTP request at INFO: each model call's usage record already holds
+        # more (status, latency, tokens, cost), and the line was a model call's only log output.
+        "httpx": {"level": "WARNING"},
         # The throttle's failures and lockouts are warnings; its INFO lines repeat each login twice.
         "axes": {"level": "WARNING"},
     },
