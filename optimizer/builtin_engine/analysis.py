@@ -8,6 +8,7 @@ apart. An issue is raised only where it applies to this kind of prompt: a person
 an output format, a JSON spec is not asked for a length.
 """
 
+import itertools
 import re
 
 from optimizer.builtin_engine import lexicon
@@ -19,6 +20,7 @@ from optimizer.builtin_engine.reading import (
     LIST_ITEM,
     Reading,
     content_words,
+    first_match,
     material_name,
     read,
 )
@@ -65,7 +67,7 @@ def deconstruct(text: str, prompt_type: str) -> dict:
         "audience": _clip(_match(lexicon.AUDIENCE, text), 120),
         "inputs": [f"<{item.tag}> ({item.end - item.start:,} characters)" for item in reading.material],
         "placeholders": [span.text for span in protected_spans(text) if span.kind == "placeholder"][:100],
-        "constraints": [_clip(s, 200) for s in reading.sentences if _is_rule(s)][:30],
+        "constraints": [_clip(s, 200) for s in itertools.islice(filter(_is_rule, reading.sentences), 30)],
         "output_format": _clip(_sentence_with(lexicon.FORMAT, reading) or _named_form(reading), 240),
         "language": language_name(reading.language),
         "missing": missing,
@@ -107,7 +109,7 @@ def _persona_sentence(reading: Reading) -> str:
 
 
 def _first(pattern: re.Pattern, text: str) -> str:
-    match = pattern.search(text)
+    match = first_match(pattern, text)
     if not match:
         return ""
     start = text.rfind("\n", 0, match.start()) + 1
@@ -118,7 +120,7 @@ def _first(pattern: re.Pattern, text: str) -> str:
 
 
 def _match(pattern: re.Pattern, text: str) -> str:
-    match = pattern.search(text)
+    match = first_match(pattern, text)
     return match.group().strip() if match else ""
 
 
@@ -245,7 +247,7 @@ PROSE_LENGTH = re.compile(
 
 def _prose_length(reading: Reading) -> bool:
     """A length in sentences, paragraphs or words already says the answer is prose."""
-    match = lexicon.LENGTH.search(reading.text)
+    match = first_match(lexicon.LENGTH, reading.text)
     return bool(match and PROSE_LENGTH.search(match.group()))
 
 

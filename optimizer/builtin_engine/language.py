@@ -50,7 +50,7 @@ def _identifier(*, common_only: bool = False):
 def detect(text: str) -> str:
     """The ISO 639-1 code of ``text``'s language, or ``UNKNOWN``."""
     sample = NOISE.sub(" ", text[:6000])
-    letters = sum(1 for char in sample if char.isalpha())
+    letters = sum(map(str.isalpha, sample))
     if letters < 3:
         return UNKNOWN
     # Scripts that settle it alone (the model confuses Chinese written with a few kana, and

@@ -150,11 +150,9 @@ def read(text: str) -> Reading:
     first = lexicon.FIRST_REQUEST.search(text)
     first_request = text[first.start() :].split("\n\n")[0].strip() if persona and first else ""
     material = () if structured else _material(text)
-    instructions = _without(text, material)
-    task = next(
-        (s for s in sentences_of(instructions) if _asks(s)),
-        "",
-    )
+    instructions = sentences_of(_without(text, material))
+    task = next((s for s in instructions if _asks(s)), "")
+    words = len(words_of(text))
     answered = set(woven_answers(text))
     mentions = {
         name
@@ -169,22 +167,22 @@ def read(text: str) -> Reading:
             ("answer_only", lexicon.ANSWER_ONLY),
             ("tone", TONE),
         )
-        if pattern.search(text)
+        if first_match(pattern, text)
     } | answered
     if persona:
         mentions.add("role")
     return Reading(
         text=text,
         language=language,
-        words=len(words_of(text)),
+        words=words,
         structured=structured,
         image=_visual(text, task),
         persona=persona,
         first_request=first_request,
         task=task,
-        empty_task=bool(task) and _empty(sentences_of(instructions)),
+        empty_task=bool(task) and _empty(instructions),
         code_task=bool(CODE_TASK.search(text)),
-        owned=_owned(task, material, text),
+        owned=_owned(task, material, text, words),
         creative_form=bool(CREATIVE_FORM.search(task or text[:400])),
         material=material,
         buried=_buried(text, material),
@@ -194,6 +192,13 @@ def read(text: str) -> Reading:
         mentions=frozenset(mentions),
         sentences=tuple(sentences),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def first_match(pattern: re.Pattern, text: str) -> re.Match | None:
+    """``pattern.search(text)``, once per text: the reading, the deconstruction and the checklist
+    look for the same things in the same prompt."""
+    return pattern.search(text)
 
 
 def _empty(sentences: list[str]) -> bool:
@@ -211,12 +216,12 @@ OWNED = re.compile(
 )
 
 
-def _owned(task: str, material: tuple["Material", ...], text: str) -> str:
+def _owned(task: str, material: tuple["Material", ...], text: str, words: int) -> str:
     """What the prompt works on but does not carry, as it names it ("your resume", "the current
     code"), when it gives no placeholder for it either: the model would have to invent it."""
     if material or "```" in text or re.search(r"\{\{?\w|\$\{|\[[A-Z]|<[A-Za-z_]", text):
         return ""
-    if len(words_of(text)) <= 40 and (match := OWNED.search(task)):
+    if words <= 40 and (match := OWNED.search(task)):
         return "your " + match.group("thing").lower()
     if _visual(text, task):
         return ""  # an image prompt's "uploaded photo" comes with it
@@ -239,8 +244,14 @@ def _visual(text: str, task: str) -> bool:
     the request itself is about ("Edit the uploaded photo...") or with no request in words."""
     if TEXT_TASK.match(task):
         return False  # "Explain how a camera lens works" asks for words about a visual thing
-    found = {m.group().lower() for m in IMAGE.finditer(text[:4000])}
-    return len(found) >= 2 or (len(found) == 1 and (not task or bool(IMAGE.search(task))))
+    named = _visual_words(text)
+    return len(named) >= 2 or (len(named) == 1 and (not task or bool(IMAGE.search(task))))
+
+
+@functools.lru_cache(maxsize=64)
+def _visual_words(text: str) -> frozenset[str]:
+    """The visual things the start of the text names (the reading asks twice, the material once)."""
+    return frozenset(m.group().lower() for m in IMAGE.finditer(text[:4000]))
 
 
 TEXT_TASK = re.compile(
@@ -254,7 +265,19 @@ def _asks(sentence: str) -> bool:
     """A sentence that asks the model for something (not a line of dialogue quoted in a story)."""
     if sentence.startswith(('"', "“", "«", "„", "'", "‘")):
         return False
-    return bool(lexicon.TASK_VERB.search(sentence) or lexicon.QUESTION.search(sentence))
+    return requests(sentence)
+
+
+@functools.lru_cache(maxsize=4096)
+def requests(sentence: str) -> bool:
+    """The sentence has a task verb or is a question put to the model. Cached: the reading and the
+    checklist ask it of the same sentences, and it is the costliest search the engine makes."""
+    return bool(has_task_verb(sentence) or lexicon.QUESTION.search(sentence))
+
+
+@functools.lru_cache(maxsize=4096)
+def has_task_verb(sentence: str) -> bool:
+    return bool(lexicon.TASK_VERB.search(sentence))
 
 
 def _without(text: str, material: tuple["Material", ...]) -> str:
@@ -305,9 +328,7 @@ def _material(text: str) -> tuple[Material, ...]:
         for match in pattern.finditer(text):
             tag = match.groupdict().get("tag") or "code"
             found.append(Material(match.start(), match.end(), tag, delimited=True))
-    described = len({m.group().lower() for m in IMAGE.finditer(text[:4000])}) >= 2 or lexicon.PERSONA.search(
-        text[:600]
-    )
+    described = len(_visual_words(text)) >= 2 or lexicon.PERSONA.search(text[:600])
     if len(HEADING.findall(text)) < 2 and not described:
         found += _led_material(text, found)
         found += _rows(text, found)

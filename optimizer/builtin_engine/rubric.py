@@ -8,6 +8,9 @@ assistant", "take a deep breath"), and keyword lists that are not sentences. Wha
 contradictions and filler. A prompt without a real request scores low whatever surrounds it.
 """
 
+import copy
+import functools
+import itertools
 import re
 
 from optimizer.builtin_engine import lexicon
@@ -16,8 +19,11 @@ from optimizer.builtin_engine.reading import (
     CJK,
     CREATIVE_FORM,
     content_words,
+    first_match,
+    has_task_verb,
     material_name,
     read,
+    requests,
     sentences_of,
     words_of,
     woven_answers,
@@ -73,27 +79,62 @@ OLD_ENGINE_LINES = re.compile(
 )
 
 
-def _evidence(text: str) -> list[str]:
+# Patterns without anchors or lookarounds (only \b): a match inside a sentence cut from the text at
+# spaces, punctuation or line ends is a match in the whole text, so one absent from the text is
+# absent from every such sentence, and the checklist need not look for it sentence by sentence.
+CUT_SAFE = (
+    lexicon.LENGTH,
+    lexicon.FORMAT,
+    lexicon.AUDIENCE,
+    lexicon.PURPOSE,
+    lexicon.EXAMPLE,
+    lexicon.REASONING,
+    lexicon.FILLER,
+)
+
+
+def _evidence(text: str, filler_free: bool) -> tuple[list[str], bool]:
     """The sentences that can earn points: the author's readable sentences, without headings, tags,
-    the engine's own lines and filler."""
+    the engine's own lines and filler; and whether each is cut from ``text`` as it stands (no
+    engine line was taken out of it). ``filler_free``: the text has no filler anywhere."""
     kept = []
+    verbatim = True
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
             continue
-        stripped = OWN.sub("", stripped)
+        stripped, removed = OWN.subn("", stripped)
+        verbatim = verbatim and not removed
         if answer := ANSWER_LINE.match(stripped):
             kept.append(answer.group(2))  # the author's answer counts, not our label
             continue
         for sentence in sentences_of(stripped):
             if (
                 OLD_ENGINE_LINES.search(sentence)
-                or lexicon.FILLER.search(sentence)
+                or (not (filler_free and not removed) and lexicon.FILLER.search(sentence))
                 or not _readable(sentence)
             ):
                 continue
             kept.append(sentence)
-    return kept
+    return kept, verbatim
+
+
+def _absent(text: str, verbatim: bool, filler_found: list[str]) -> frozenset[re.Pattern]:
+    """The patterns of ``CUT_SAFE`` that no evidence sentence can match: those absent from the text,
+    when every sentence is cut from it as it stands (the reading has searched the text already)."""
+    if not verbatim:
+        return frozenset()
+    return frozenset(
+        p for p in CUT_SAFE if not (filler_found if p is lexicon.FILLER else first_match(p, text))
+    )
+
+
+def _first(evidence: list[str], absent: frozenset, pattern: re.Pattern, also=None) -> str | None:
+    """The first sentence where ``pattern`` matches (and ``also`` holds); ``absent`` holds the
+    patterns known to match none of them."""
+    if pattern in absent:
+        return None
+    return next((s for s in evidence if pattern.search(s) and (also is None or also(s))), None)
 
 
 def _readable(sentence: str) -> bool:
@@ -116,23 +157,34 @@ def _quote(sentence: str, limit: int = 70) -> str:
     return "“" + (sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…") + "”"
 
 
-def _substance(sentence: str) -> list[str]:
-    return [w for w in content_words(sentence) if w.lower() not in RUBRIC_WORDS]
+@functools.lru_cache(maxsize=4096)
+def _substance(sentence: str) -> tuple[str, ...]:
+    """Cached: every criterion weighs the same sentences by it."""
+    return tuple(w for w in content_words(sentence) if w.lower() not in RUBRIC_WORDS)
 
 
 def score(text: str) -> dict:
     """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}], "penalties": [...]}``."""
+    return copy.deepcopy(_scored(text))  # the caller's own copy: the cached one is never changed
+
+
+@functools.lru_cache(maxsize=64)
+def _scored(text: str) -> dict:
+    """The checklist's scan, once per text: a run scores the original and the rewrite, which are
+    most often the same text. Its ``cache_info().misses`` counts the scans."""
     reading = read(text)
-    evidence = _evidence(text)
+    filler_found = [m.group() for m in lexicon.FILLER.finditer(text)]
+    evidence, verbatim = _evidence(text, filler_free=not filler_found)
+    absent = _absent(text, verbatim, filler_found)
     answered = woven_answers(text)
     results = {
         "task": _task(reading, evidence),
         "specifics": _specifics(text, evidence),
-        "context": _context(reading, evidence, answered),
-        "output": _output(evidence, answered),
+        "context": _context(reading, evidence, answered, absent),
+        "output": _output(evidence, answered, absent),
         "material": _material(reading),
         "rules": _rules(evidence),
-        "examples_reasoning": _examples(evidence),
+        "examples_reasoning": _examples(evidence, absent),
     }
     criteria = [
         {"key": key, "name": CRITERIA[key][0], "score": max(0, min(100, round(value))), "rationale": why}
@@ -144,7 +196,7 @@ def score(text: str) -> dict:
     penalties = []
     for what in reading.conflicts:
         penalties.append({"points": CONTRADICTION_COST, "why": f"Contradiction: asks for both {what}."})
-    filler = [m.group() for m in lexicon.FILLER.finditer(text) if not OLD_ENGINE_LINES.search(m.group())]
+    filler = [found for found in filler_found if not OLD_ENGINE_LINES.search(found)]
     if filler:
         cost = min(FILLER_MAX, FILLER_COST * len(filler))
         penalties.append(
@@ -165,11 +217,7 @@ def weighted_overall(criteria: list[dict]) -> int:
 
 
 def _task(reading, evidence):
-    asking = [
-        s
-        for s in evidence
-        if (lexicon.TASK_VERB.search(s) or lexicon.QUESTION.search(s)) and not lexicon.FIRST_REQUEST.search(s)
-    ]
+    asking = [s for s in evidence if requests(s) and not lexicon.FIRST_REQUEST.search(s)]
     if reading.persona and not asking:
         asking = [s for s in evidence if lexicon.PERSONA.search(s)]
     if not asking:
@@ -184,13 +232,14 @@ def _task(reading, evidence):
 def _specifics(text, evidence):
     joined = " ".join(evidence)
     items = []
-    items += [m.group() for m in NUMBER.finditer(joined)][:4]
-    items += [
+    items += [m.group() for m in itertools.islice(NUMBER.finditer(joined), 4)]
+    details = (
         span.text
         for span in protected_spans(text)
         if span.kind in ("placeholder", "quoted") and not _is_tag(span.text, text)
-    ][:6]
-    items += PROPER.findall(joined)[:4]
+    )
+    items += itertools.islice(details, 6)
+    items += [m.group() for m in itertools.islice(PROPER.finditer(joined), 4)]
     distinct = {w.lower() for s in evidence for w in _substance(s)}
     vague = len(lexicon.VAGUE.findall(joined))
     points = min(60, 8 * len(dict.fromkeys(items))) + min(40, len(distinct)) - 6 * vague
@@ -206,14 +255,14 @@ def _is_tag(span: str, text: str) -> bool:
     return span.startswith("<") and f"</{span[1:]}" in text
 
 
-def _context(reading, evidence, answered):
+def _context(reading, evidence, answered, absent):
     points, found = 0, []
-    audience = answered.get("audience") or next((s for s in evidence if lexicon.AUDIENCE.search(s)), None)
+    audience = answered.get("audience") or _first(evidence, absent, lexicon.AUDIENCE)
     if audience:
         points += 35
         found.append("the reader in " + _quote(audience, 50))
-    purpose = answered.get("purpose") or next(
-        (s for s in evidence if lexicon.PURPOSE.search(s) and len(_substance(s)) >= 2), None
+    purpose = answered.get("purpose") or _first(
+        evidence, absent, lexicon.PURPOSE, lambda s: len(_substance(s)) >= 2
     )
     if purpose:
         points += 35
@@ -234,20 +283,21 @@ def _context(reading, evidence, answered):
     ) if found else "Says nothing specific about who it is for, why, or whose expertise."
 
 
-def _output(evidence, answered):
+def _output(evidence, answered, absent):
     points, found = 0, []
+    format_words = lexicon.FORMAT not in absent
     form = answered.get("format") or next(
         (
             s
             for s in evidence
-            if lexicon.FORMAT.search(s) or (CREATIVE_FORM.search(s) and lexicon.TASK_VERB.search(s))
+            if (format_words and lexicon.FORMAT.search(s)) or (CREATIVE_FORM.search(s) and has_task_verb(s))
         ),
         None,
     )
     if form:
         points += 60
         found.append("the form in " + _quote(form, 50))
-    length = answered.get("length") or next((s for s in evidence if lexicon.LENGTH.search(s)), None)
+    length = answered.get("length") or _first(evidence, absent, lexicon.LENGTH)
     if length:
         points += 40
         found.append("the length in " + _quote(length, 50))
@@ -281,13 +331,13 @@ def _rules(evidence):
     return points, f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, such as {_quote(rules[0], 50)}."
 
 
-def _examples(evidence):
+def _examples(evidence, absent):
     points, found = 0, []
-    example = next((s for s in evidence if lexicon.EXAMPLE.search(s) and len(_substance(s)) >= 2), None)
+    example = _first(evidence, absent, lexicon.EXAMPLE, lambda s: len(_substance(s)) >= 2)
     if example:
         points += 50
         found.append("an example in " + _quote(example, 40))
-    reasoning = next((s for s in evidence if lexicon.REASONING.search(s) and len(_substance(s)) >= 1), None)
+    reasoning = _first(evidence, absent, lexicon.REASONING, lambda s: len(_substance(s)) >= 1)
     if reasoning:
         points += 50
         found.append("reasoning in " + _quote(reasoning, 40))

@@ -7,6 +7,7 @@ deliberately generous: a span wrongly taken for a placeholder only costs being k
 """
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass
 
@@ -35,24 +36,31 @@ class Span:
 
 def protected_ranges(text: str) -> list[tuple[int, int, Span]]:
     """Every protected occurrence in ``text`` as (start, end, span), in order, none overlapping."""
+    return list(_ranges(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _ranges(text: str) -> tuple[tuple[int, int, Span], ...]:
+    """The search itself, once per text: each stage of a run (and the checklist, twice) asks for the
+    same text. Its ``cache_info().misses`` counts the searches."""
     taken: list[tuple[int, int, Span]] = []  # kept sorted by start; the spans never overlap
+    starts: list[int] = []  # the starts of ``taken``, for the bisection
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            index = bisect.bisect_left(taken, start, key=lambda item: item[0])
-            before = taken[index - 1] if index else None
-            after = taken[index] if index < len(taken) else None
-            if (before and before[1] > start) or (after and after[0] < end):
+            index = bisect.bisect_left(starts, start)
+            if (index and taken[index - 1][1] > start) or (index < len(taken) and starts[index] < end):
                 continue  # inside a longer span already kept (a number inside a URL, say)
             taken.insert(index, (start, end, Span(kind, match.group())))
-    return [item for item in taken if item[2].kind != "marker"]
+            starts.insert(index, start)
+    return tuple(item for item in taken if item[2].kind != "marker")
 
 
 def protected_spans(text: str) -> list[Span]:
     """The spans of ``text`` to keep verbatim, in order of appearance, each text once."""
     seen: set[str] = set()
     found: list[Span] = []
-    for _, _, span in protected_ranges(text):
+    for _, _, span in _ranges(text):
         if span.text not in seen:
             seen.add(span.text)
             found.append(span)
