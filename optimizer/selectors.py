@@ -16,6 +16,11 @@ HISTORY_SORTS = {
     "score": ("-score_after", "-created_at"),
     "cost": ("-cost", "-created_at"),
 }
+HISTORY_ROW_FIELDS = (
+    "id", "prompt__title", "prompt__favorite", "prompt__tags", "prompt__type", "status", "engine", "model",
+    "cached", "degraded_reason", "kept_original", "score_before", "score_after", "score_gain", "cost",
+    "created_at",
+)  # fmt: skip
 CHAIN_LIMIT = 50  # versions shown each way; a chain longer than that is cut, never loops
 
 
@@ -26,15 +31,10 @@ def run_for_user(user, pk: int) -> OptimizationRun:
 
 def history_runs(*, owner, filters: dict | None = None) -> QuerySet[OptimizationRun]:
     """The owner's runs, filtered (text search, type, engine, dates, favorites, score gain) and
-    sorted; one query for any page of them (the prompt is joined, the big fields deferred)."""
+    sorted; one query for any page of them, the prompt joined, only the columns a history row shows
+    read (``.defer(None)`` reads them all)."""
     filters = filters or {}
-    runs = (
-        OptimizationRun.objects.filter(owner=owner)
-        .select_related("prompt")
-        .defer(
-            "deconstruction", "diagnosis", "changes", "questions", "scores", "optimized_text", "prompt__text"
-        )
-    )
+    runs = OptimizationRun.objects.filter(owner=owner).select_related("prompt").only(*HISTORY_ROW_FIELDS)
     if query := (filters.get("q") or "").strip():
         runs = runs.filter(
             Q(prompt__title__icontains=query)

@@ -249,31 +249,37 @@ def _query_counts(client) -> list[int]:
     return counts
 
 
-def test_the_query_count_does_not_grow_with_the_records(owner, client):
-    client.force_login(owner)
-    prompt = Prompt.objects.create(owner=owner, title="p", text="x")
+@pytest.mark.parametrize("viewer", ["owner", "staff_user"])
+def test_the_query_count_does_not_grow_with_the_records(owner, staff_user, client, viewer):
+    """The page, the export and every chart cost the same queries with 3 runs as with 60 (of two users,
+    with records today and on 20 past days, over 12 models, 5 providers and 4 stages), for a user and
+    for staff (the whole site's records, owners named)."""
+    client.force_login(owner if viewer == "owner" else staff_user)
+    prompts = {
+        user: Prompt.objects.create(owner=user, title=f"p {user}", text="x") for user in (owner, staff_user)
+    }
     Budget.objects.create(user=owner, period="monthly", limit=Decimal("100"))
+    Budget.objects.create(user=None, period="daily", limit=Decimal("50"))
 
-    def add(count: int) -> None:
-        for index in range(count):
+    def add(start: int, count: int) -> None:
+        for index in range(start, start + count):
+            user = staff_user if index % 3 == 0 else owner
             run = OptimizationRun.objects.create(
-                owner=owner, prompt=prompt, status="done", cost=Decimal("0.1")
+                owner=user, prompt=prompts[user], status="done", cost=Decimal("0.2"), model=f"m{index % 12}"
             )
-            record(
-                owner,
-                timezone.now() - timedelta(days=index % 20, hours=1),
-                "0.1",
-                run=run,
-                model=f"m{index % 12}",
-            )
+            for when in (timezone.now() - timedelta(days=1 + index % 20), today_at(0)):
+                record(
+                    user, when, "0.1", run=run, model=f"m{index % 12}", provider=f"P{index % 5}",
+                    operation=("deconstruct", "diagnose", "design", "evaluate")[index % 4],
+                )  # fmt: skip
 
     def measure() -> tuple[list[int], list[int]]:
         forget_usage_days()  # the records were backdated, as real ones never are
         return _query_counts(client), _query_counts(client)  # past days computed, then kept
 
-    add(3)
+    add(0, 3)
     few_cold, few_warm = measure()
-    add(40)
+    add(3, 57)
     many_cold, many_warm = measure()
 
     assert few_cold == many_cold and few_warm == many_warm

@@ -1,4 +1,5 @@
 import csv
+import datetime as dt
 import io
 import json
 
@@ -229,7 +230,7 @@ def test_history_searches_filters_sorts_and_paginates(owner_client, owner):
     url = reverse("optimizer:history")
 
     def titles(**params):
-        return [run.prompt.title for run in owner_client.get(url, params).context["page"].object_list]
+        return [row["title"] for row in owner_client.get(url, params).context["rows"]]
 
     assert titles() == ["Write a limerick about a cat.", "Explain how tides work."]
     assert titles(sort="oldest") == ["Explain how tides work.", "Write a limerick about a cat."]
@@ -246,20 +247,68 @@ def test_history_searches_filters_sorts_and_paginates(owner_client, owner):
     assert 'id="history-results"' in partial and "<html" not in partial
 
 
-def test_history_query_count_does_not_grow_with_the_number_of_runs(
-    owner_client, owner, django_assert_max_num_queries
-):
+def test_history_query_count_does_not_grow_with_the_number_of_runs(owner_client, owner):
+    """The same queries for 3 runs as for 60 (a page of 25 of them): nothing is looked up per row."""
     url = reverse("optimizer:history")
-    make_run(owner, text="one")
+    for number in range(3):
+        make_run(owner, text=f"Prompt number {number}")
     with CaptureQueriesContext(connection) as few:
         owner_client.get(url)
-    for number in range(30):
-        make_run(owner, text=f"Prompt number {number}")
+    for number in range(3, 60):
+        run = make_run(owner, text=f"Prompt number {number}", done=number % 2 == 0)
+        services.prompt_favorite_set(prompt=run.prompt, favorite=number % 3 == 0)
     with CaptureQueriesContext(connection) as many:
         response = owner_client.get(url)
 
-    assert len(response.context["page"].object_list) == 25
-    assert len(many) == len(few)
+    assert len(response.context["rows"]) == 25
+    assert len(many) == len(few), [query["sql"] for query in many]
+
+
+def test_each_history_row_shows_its_runs_state(owner_client, owner, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    prompt = Prompt.objects.create(
+        owner=owner, title="Tides <for kids>", text="x", type="data", tags=["a&b", "sea"]
+    )
+    services.prompt_favorite_set(prompt=prompt, favorite=True)
+    run = OptimizationRun.objects.create(
+        owner=owner, prompt=prompt, status="queued", engine="llm", model="gpt-4o-mini", cached=True,
+        degraded_reason="the provider timed out", kept_original=True, score_before=40, score_after=35,
+        score_gain=-5, cost="0.01230000",
+    )  # fmt: skip
+    OptimizationRun.objects.filter(pk=run.pk).update(created_at=dt.datetime(2026, 3, 1, 9, 5, tzinfo=dt.UTC))
+    unscored = make_run(owner, text="Write a limerick about a cat.", done=False)
+    OptimizationRun.objects.filter(pk=unscored.pk).update(cost="2")
+
+    html = owner_client.get(reverse("optimizer:history")).content.decode()
+    row = html[html.index(f'href="{reverse("optimizer:run", args=[run.pk])}"') - 60 :]
+    row = row[: row.index("</tr>")]
+    other = html[html.index(f'href="{reverse("optimizer:run", args=[unscored.pk])}"') :]
+    other = other[: other.index("</tr>")]
+
+    assert '<span title="Favorite">★</span>' in row and ">Tides &lt;for kids&gt;</a>" in row
+    for badge in ("Queued", "cached", "degraded", "original kept"):
+        assert f">{badge}</span>" in row
+    assert '<span class="tag">a&amp;b</span><span class="tag">sea</span>' in row
+    assert '<td data-label="Type">Data</td>' in row
+    assert 'Language model<br> <span class="muted small">gpt-4o-mini</span>' in row
+    assert '40 → 35 <span class="gain gain-down">-5</span>' in row
+    assert "$0.012300</td>" in row and "$2</td>" in other
+    assert '<time datetime="2026-03-01T10:05:00+01:00">2026-03-01 10:05</time>' in row  # the site's zone
+    assert '<td data-label="Checklist">–</td>' in other and "★" not in other and "badge" in other
+
+
+def test_the_filter_form_shows_the_values_of_each_request(owner_client, owner):
+    """The filter form's rendering is reused per set of values submitted, never for other values."""
+    url = reverse("optimizer:history")
+    typed = 'name="q" value="tides &amp; moon"'
+
+    assert typed in owner_client.get(url, {"q": "tides & moon", "sort": "gain"}).content.decode()
+    plain = owner_client.get(url).content.decode()
+    assert 'name="q" maxlength' in plain and '<option value="gain" selected>' not in plain
+    again = owner_client.get(url, {"q": "tides & moon", "sort": "gain"}).content.decode()
+    assert typed in again and '<option value="gain" selected>' in again
+    wrong = owner_client.get(url, {"date_from": "2030-01-02", "date_to": "2030-01-01"}).content.decode()
+    assert 'value="2030-01-01" min="1900-01-01" max="2999-12-31" aria-invalid="true"' in wrong
 
 
 def test_history_pages(owner_client, owner):
