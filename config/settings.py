@@ -215,6 +215,9 @@ else:
         }
     }
 
+# Sessions are read through the cache, falling back to the database (where they persist).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 # Rendered pieces of result pages, keyed on a digest of what they show: they never go stale, so each
 # process keeps its own copy in memory (no I/O to read one back) and nothing needs sharing.
 CACHES["fragments"] = {

@@ -61,8 +61,9 @@ def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def version_chain(run: OptimizationRun) -> list[OptimizationRun]:
-    """Every version of this prompt's lineage, oldest first: the ancestors, this run, its descendants."""
+def version_chain(run: OptimizationRun, *, new: bool = False) -> list[OptimizationRun]:
+    """Every version of this prompt's lineage, oldest first: the ancestors, this run, its descendants.
+    ``new``: the run was created just now, so it has no descendants to look for."""
     ancestors, current = [], run
     seen = {run.pk}
     while current.parent_id and current.parent_id not in seen and len(ancestors) < CHAIN_LIMIT:
@@ -75,14 +76,17 @@ def version_chain(run: OptimizationRun) -> list[OptimizationRun]:
             break
         seen.add(current.pk)
         ancestors.append(current)
-    descendants, frontier = [], [run.pk]
+    descendants, frontier = [], [] if new else [run.pk]
     while frontier and len(descendants) < CHAIN_LIMIT:
-        children = list(
-            OptimizationRun.objects.select_related("prompt")
-            .filter(parent_id__in=frontier, owner=run.owner_id)
-            .exclude(pk__in=seen)
-            .order_by("created_at")
-        )
+        # Found by parent alone, the owner checked here: with the owner in the query, SQLite walked
+        # the owner's index, every run the owner ever made, instead of the parent's.
+        children = [
+            child
+            for child in OptimizationRun.objects.select_related("prompt")
+            .filter(parent_id__in=frontier)
+            .order_by("created_at", "id")
+            if child.owner_id == run.owner_id and child.pk not in seen
+        ]
         seen.update(child.pk for child in children)
         descendants.extend(children)
         frontier = [child.pk for child in children]

@@ -77,7 +77,7 @@ def _to_run_page(request, run: OptimizationRun):
     a client redirect took two."""
     if not request.htmx:
         return redirect("optimizer:run", pk=run.pk)
-    context = _run_context(run, lazy_diff=True) | {"chain": selectors.version_chain(run)}
+    context = _run_context(run, lazy_diff=True) | {"chain": selectors.version_chain(run, new=True)}
     response = render(request, "optimizer/run.html", context)
     response = reswap(retarget(response, "body"), "innerHTML show:window:top")
     return push_url(response, reverse("optimizer:run", args=[run.pk]))

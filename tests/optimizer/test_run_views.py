@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from costs.models import UsageRecord
-from optimizer import pipeline, services
+from optimizer import caching, pipeline, services
 from optimizer.models import OptimizationRun, Prompt
 from tests.html import inline_code
 
@@ -87,6 +87,51 @@ def test_an_htmx_submission_loads_the_run_page_whole(owner_client, owner):
         assert f'<a href="{reverse("optimizer:history")}">History</a> ›' in html
         assert 'id="checklist"' not in html and "Presets and techniques" not in html
         assert f'hx-get="{reverse("optimizer:run-progress", args=[run.pk])}" hx-trigger="every 1s"' in html
+
+
+def test_a_cache_hit_saves_the_prompt_and_a_finished_run(owner_client, owner):
+    source = make_run(owner, text=VALID["text"], prompt_type="creative")
+    response = owner_client.post(reverse("optimizer:optimize"), VALID | {"tags": "haiku, seasons"}, **HTMX)
+
+    hit = OptimizationRun.objects.select_related("prompt").exclude(pk=source.pk).get(owner=owner)
+    assert response["HX-Push-Url"] == reverse("optimizer:run", args=[hit.pk])
+    assert hit.cached and hit.status == "done" and hit.duration_ms == 0 and hit.finished_at
+    for name in caching.RESULT_FIELDS:
+        assert getattr(hit, name) == getattr(source, name), name
+    assert hit.settings == source.settings and hit.parent_id is None and hit.created_at > source.created_at
+    assert (hit.prompt.owner, hit.prompt.text, hit.prompt.type) == (owner, VALID["text"], "creative")
+    assert hit.prompt.tags == ["haiku", "seasons"] and hit.prompt.title == "Write a haiku about {season}."
+    assert hit.prompt.created_at and hit.prompt.pk != source.prompt_id
+    history = owner_client.get(reverse("optimizer:history")).context["rows"]
+    assert [row["url"] for row in history] == [
+        reverse("optimizer:run", args=[run.pk]) for run in (hit, source)
+    ]
+
+
+def test_a_cache_hit_costs_the_same_queries_whatever_the_history(owner_client, owner, settings):
+    """The hit's queries do not grow with the owner's runs, and it saves the prompt and the run without
+    a savepoint of its own (the test's transaction adds the one of the run limit's block)."""
+    settings.RUNS_PER_MINUTE = 1000
+    make_run(owner, text=VALID["text"], prompt_type="creative")  # fills the result cache
+
+    def hit() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            response = owner_client.post(reverse("optimizer:optimize"), VALID, **HTMX)
+        assert response.status_code == 200 and "Cached result" in response.content.decode()
+        return [query["sql"] for query in queries]
+
+    hit()  # whatever a first request reads once per process
+    few = hit()
+    for number in range(60):
+        run = make_run(owner, text=f"Prompt number {number}", done=number % 10 == 0)
+        if run.questions:  # some with versions of their own
+            services.run_answer(run=run, answers={run.questions[0]["key"]: "my team"})
+    many = hit()
+
+    assert len(many) == len(few), many
+    inserts = [sql for sql in many if sql.startswith(("INSERT", "WITH"))]
+    assert len(inserts) == (1 if connection.vendor == "postgresql" else 2)  # the prompt and the run
+    assert sum(sql.startswith("SAVEPOINT") for sql in many) == 1
 
 
 def test_a_plain_submission_redirects_to_the_run_page(owner_client, owner):
