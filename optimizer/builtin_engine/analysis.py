@@ -14,6 +14,7 @@ import re
 from optimizer.builtin_engine import lexicon
 from optimizer.builtin_engine.catalogue import TECHNIQUES
 from optimizer.builtin_engine.language import WRITTEN, language_name
+from optimizer.builtin_engine.patterns import case_insensitive
 from optimizer.builtin_engine.questions import build_questions
 from optimizer.builtin_engine.reading import (
     CREATIVE_FORM,
@@ -134,8 +135,8 @@ def _sentence_with(pattern: re.Pattern, reading: Reading) -> str:
     return next((s for s in reading.sentences if pattern.search(s)), "")
 
 
-RULE = re.compile(
-    r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than)\b", re.I
+RULE = case_insensitive(
+    r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than)\b"
 )
 
 
@@ -240,8 +241,8 @@ def _findings(reading: Reading, prompt_type: str):
         yield "wall-of-text", f"{reading.words} words in one block, with no paragraphs or lists."
 
 
-PROSE_LENGTH = re.compile(
-    r"\b(?:sentences?|paragraphs?|words?|lines?|characters?|frases|phrases|sätze|frasi|предложени\w*)\b", re.I
+PROSE_LENGTH = case_insensitive(
+    r"\b(?:sentences?|paragraphs?|words?|lines?|characters?|frases|phrases|sätze|frasi|предложени\w*)\b"
 )
 
 
@@ -251,14 +252,14 @@ def _prose_length(reading: Reading) -> bool:
     return bool(match and PROSE_LENGTH.search(match.group()))
 
 
-TRANSFORM = re.compile(
-    r"\b(?:extract|classify|convert|parse|format|tag|label|categori[sz]e|map|normali[sz]e|transform)\b", re.I
+TRANSFORM = case_insensitive(
+    r"\b(?:extract|classify|convert|parse|format|tag|label|categori[sz]e|map|normali[sz]e|transform)\b"
 )
 
 
 # "..., that I will be late", "about remote work": the request says what the answer is about.
-CONTENT_CLAUSE = re.compile(
-    r"\b(?:that|about|on|regarding|dass|über|que|sobre|sur|à propos|che|su|sull\w*|что|о|об)\b", re.I
+CONTENT_CLAUSE = case_insensitive(
+    r"\b(?:that|about|on|regarding|dass|über|que|sobre|sur|à propos|che|su|sull\w*|что|о|об)\b"
 )
 
 

@@ -8,7 +8,7 @@ language: a phrase exists in each of them or is not written.
 
 import re
 
-_I = re.IGNORECASE
+from optimizer.builtin_engine.patterns import case_insensitive
 
 # --- Reading --------------------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ _RU_VERBS = (
     "разработай|придумай|помоги|ответь|оцени|выдели|найди|определи|проведи|провести|выступи|действуй|"
     "я хочу, чтобы ты|сформулируй|оформи"
 )
-TASK_VERB = re.compile(
+TASK_VERB = case_insensitive(
     rf"(?:^|[.!?:;,\n]\s*|\b(?:please|por favor|s'il (?:te|vous) plaît|bitte|per favore|пожалуйста|and|but|then|also|"
     rf"y|pero|et|mais|und|aber|e|mas|ma|и|но)\s+)"
     rf"(?:{_EN_VERBS}|{_ES_VERBS}|{_FR_VERBS}|{_DE_VERBS}|{_PT_VERBS}|{_IT_VERBS}|{_RU_VERBS})\b"
@@ -70,24 +70,22 @@ TASK_VERB = re.compile(
     r"|(?:写|编写|撰写|生成|创建|解释|总结|翻译|分析|设计|提取|列出|回答|优化|帮我|扮演|担任|制定|提供|撰稿|识别|评估)"
     r"|(?:書いて|作成して|説明して|要約して|翻訳して|分析して|してください|して下さい|教えて|考えて|作って|答えて|"
     r"提案して|まとめて|生成して|書け|せよ)",
-    _I | re.MULTILINE,
+    re.MULTILINE,
 )
 # A sentence that opens with an instruction verb, in any of the languages.
-IMPERATIVE = re.compile(
+IMPERATIVE = case_insensitive(
     rf"(?:(?:please|por favor|bitte|per favore|пожалуйста)\s+)?(?:{_EN_VERBS}|{_ES_VERBS}|{_FR_VERBS}|{_DE_VERBS}|"
     rf"{_PT_VERBS}|{_IT_VERBS}|{_RU_VERBS})\b",
-    _I,
 )
 # A question put to the model is a request too ("Which region is declining?").
-QUESTION = re.compile(
+QUESTION = case_insensitive(
     r"(?:^|[:：]\s+)(?:what|which|how|why|who|when|where|should|is|are|does|do|can|could|would|qué|cuál|cómo|por qué|"
     r"quel|quelle|comment|pourquoi|was|welche[rs]?|wie|warum|qual|como|quale|come|perché|что|какой|как|почему)\b[^?\n]*\?",
-    _I,
 )
 # An instruction that does nothing on its own ("Do it.", "Help.").
-EMPTY_TASK = re.compile(r"^\W*(?:please\s+)?(?:do it|do this|help|go|start|continue|proceed|begin)\W*$", _I)
+EMPTY_TASK = case_insensitive(r"^\W*(?:please\s+)?(?:do it|do this|help|go|start|continue|proceed|begin)\W*$")
 
-PERSONA = re.compile(
+PERSONA = case_insensitive(
     r"\b(?:i want you to (?:act|behave|serve|pretend|play|become|be)|i would like you to act|act as|acting as|"
     r"act like|pretend (?:to be|you are)|imagine you are|play the role|role-?play|you will (?:act|play|be) (?:as )?(?:an?|the|my)|"
     r"actúa como|actua como|quiero que actúes|agis comme|agissez (?:comme|en tant que)|je veux que tu agisses|"
@@ -95,9 +93,8 @@ PERSONA = re.compile(
     r"agisci come|voglio che tu agisca|выступи в роли|выступал в роли|выступила? в роли|представь, что ты|"
     r"действуй как)\b"
     r"|扮演|担任|として振る舞|の役を|役割を演じ",
-    _I,
 )
-FIRST_REQUEST = re.compile(
+FIRST_REQUEST = case_insensitive(
     r"\b(?:my first (?:request|sentence|command|question|suggestion(?: request)?|task|prompt|word|text|line|"
     r"statement|message|query|topic|problem|input|step|move|order|dream|case|thought|scenario|"
     r"\w+ request|\w+ question)s?|the first (?:request|question|sentence|command) (?:is|will be)|"
@@ -105,9 +102,8 @@ FIRST_REQUEST = re.compile(
     r"meine erste (?:anfrage|frage|bitte)|meu primeiro pedido|minha primeira (?:pergunta|solicitação)|"
     r"la mia prima (?:richiesta|domanda)|мой первый (?:запрос|вопрос))\b"
     r"|我的第一个(?:请求|问题)|最初のリクエスト",
-    _I,
 )
-LENGTH = re.compile(
+LENGTH = case_insensitive(
     r"(?:\b(?:under|at most|no more than|not more than|more than|maximum(?: of)?|max\.?|up to|fewer than|less than|"
     r"about|around|exactly|within|in|of|between|at least|minimum(?: of)?|hasta|máximo|menos de|como máximo|"
     r"au plus|maximum|moins de|höchstens|maximal|unter|bis zu|no máximo|até|al massimo|massimo|meno di|"
@@ -128,9 +124,8 @@ LENGTH = re.compile(
     r"|[一二三四五六七八九十百千\d]+\s*(?:字|文|句|段|行|個|つ|条|点|語|単語)"
     r"|简短|简洁|簡潔|手短"
     r"|[{\[<$]+\s*\w*(?:words?|length|limit|count|sentences?|chars?|characters?|max|size)\w*\s*[}\]>]+",
-    _I,
 )
-FORMAT = re.compile(
+FORMAT = case_insensitive(
     r"\b(?:json|yaml|xml|csv|markdown|html|table|tabular|bullet(?:ed)?(?: list| points)?|bullets|numbered list|list of|"
     r"as a list|in a list|code block|headings?|sections?|step[- ]by[- ]step guide|outline|template|"
     r"only (?:reply|respond|answer|return|output|write|give)|(?:reply|respond|answer|return|output) (?:only|with|in)|"
@@ -140,9 +135,8 @@ FORMAT = re.compile(
     r"tabela|colunas|tópicos|elenco puntato|colonne|"
     r"tabella|elenco|таблиц\w*|списк\w*|формат\w*|маркированн\w*)\b"
     r"|表格|列表|格式|表で|箇条書き|形式|一覧",
-    _I,
 )
-AUDIENCE = re.compile(
+AUDIENCE = case_insensitive(
     r"\b(?:for (?:an? |the |my |our |your )?(?:(?:[\w-]+ ){0,2}(?:beginners?|children|kids|students?|developers?|"
     r"visitors?|tourists?|parents?|adults?|seniors?|engineers?|executives?|managers?|customers?|clients?|"
     r"experts?|novices?|readers?|users?|audience|team|investors?|patients?|teachers?|professionals?|board|"
@@ -161,50 +155,44 @@ AUDIENCE = re.compile(
     r"\ba (?:mi|mis|nuestro|nuestra|nuestros) \w+|\bpara (?:o meu|a minha|o nosso|a nossa|meu|minha) \w+|"
     r"\b(?:al|alla|ai) (?:mio|mia|miei|nostro|nostra) \w+|\b(?:начальнику|руководител\w+|клиент\w+|коллег\w+)"
     r"|受众|读者|面向|対象読者|読者|向けに|初心者",
-    _I,
 )
-PURPOSE = re.compile(
+PURPOSE = case_insensitive(
     r"\b(?:so that|in order to|because|the goal is|my goal|our goal|the aim is|the purpose|purpose is|"
     r"will be used|to be used|i need (?:it|this) (?:for|to)|i am (?:writing|preparing|building|working)|"
     r"i'm (?:writing|preparing|building|working)|we are (?:building|launching|preparing)|for my|for our|"
     r"para que|porque|con el fin de|afin de|afin que|parce que|pour que|damit|weil|um zu|para que|porque|"
     r"a fim de|affinché|perché|in modo da|чтобы|потому что|для того)\b"
     r"|为了|因为|以便|ために|ので|目的",
-    _I,
 )
-ROLE = re.compile(
+ROLE = case_insensitive(
     r"\bas (?:an?|the|my|our|your) (?:[\w-]+ ){0,3}(?:engineer|developer|programmer|editor|writer|analyst|manager|teacher|"
     r"tutor|lawyer|attorney|doctor|physician|nurse|designer|consultant|expert|specialist|reviewer|researcher|"
     r"scientist|marketer|copywriter|coach|advisor|adviser|architect|accountant|recruiter|officer|strategist|"
     r"journalist|translator|historian|critic|auditor|planner|mentor|professor|chef)\b|"
     r"(?:^|[.!?]\s+|\n)(?:you are|you're|as an? |your role is|eres|sois|tu es|vous êtes|du bist|sie sind|você é|és um|"
     r"sei un|ты\s*[—–-]|ты\s|вы\s*[—–-]|роль:|role:|你是|您是|あなたは)",
-    _I,
 )
-REASONING = re.compile(
+REASONING = case_insensitive(
     r"\b(?:step by step|step-by-step|think (?:through|carefully|aloud|about)|reason(?:ing)?|show your work|"
     r"explain your reasoning|plan|verify|double-check|check your|sub-problems?|paso a paso|razona|"
     r"étape par étape|raisonne|schritt für schritt|begründe|passo a passo|raciocine|ragiona|"
     r"шаг за шагом|пошагово|рассужда\w*)\b|一步一步|逐步|ステップ",
-    _I,
 )
-EXAMPLE = re.compile(
+EXAMPLE = case_insensitive(
     r"\b(?:for example|e\.g\.|for instance|example|examples|such as|like this|ejemplo|por ejemplo|"
     r"exemple|par exemple|beispiel|zum beispiel|z\.\s?b\.|exemplo|por exemplo|esempio|ad esempio|"
     r"пример|например)\b|例如|比如|例えば|例：|例:",
-    _I,
 )
-NEGATIVE = re.compile(
+NEGATIVE = case_insensitive(
     r"\b(?:do not|don't|dont|never|avoid|no (?:need|more)|no debes|nunca|no uses|ne (?:pas|jamais)|"
     r"n'utilise pas|jamais|nicht|niemals|keine?|não|nunca|non|mai|не\s|никогда)\b|不要|禁止|しないで",
-    _I,
 )
 # A sentence that only forbids ("Do not...", "Never..."): the one form worth turning around.
-PROHIBITION = re.compile(
-    r"^\W*(?:do not|don't|dont|never|avoid|no debes|nunca|ne jamais|nie|niemals|não|non)\b", _I
+PROHIBITION = case_insensitive(
+    r"^\W*(?:do not|don't|dont|never|avoid|no debes|nunca|ne jamais|nie|niemals|não|non)\b"
 )
 # "Do not exceed two pages" already says what to do: stay within the limit.
-LIMIT = re.compile(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d", _I)
+LIMIT = case_insensitive(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d")
 
 
 def prohibition(sentence: str) -> str:
@@ -213,13 +201,12 @@ def prohibition(sentence: str) -> str:
     return rule if PROHIBITION.match(rule) and not LIMIT.search(rule) else ""
 
 
-VAGUE = re.compile(
+VAGUE = case_insensitive(
     r"\b(?:something|stuff|things?|somehow|etc|whatever|good|nice|better|interesting|various|a bit|"
     r"kind of|sort of|maybe|probably|appropriate|relevant|properly|amazing|awesome|great)\b",
-    _I,
 )
 # Padding that tells the model nothing about the task: it earns no points and costs some.
-FILLER = re.compile(
+FILLER = case_insensitive(
     r"\b(?:take a deep breath|this is (?:very |really |extremely )?important(?: to| for) (?:me|my)|"
     r"my (?:career|job|life) depends|do your (?:very )?best|world[- ]class|best in the world|"
     r"high[- ]quality|top[- ]notch|amazing|awesome|make it (?:great|good|perfect|amazing)|"
@@ -229,24 +216,22 @@ FILLER = re.compile(
     r"the aim is an answer the reader can act on|if something needed is missing or unclear, say what|"
     r"structure the answer as: a one-line summary|keep the answer under 300 words unless|"
     r"who writes correct, readable code|the readers are non-specialists who want)\b",
-    _I,
 )
 # Two instructions about the answer that cannot both hold. Each side names the answer itself
 # ("keep it brief", "a detailed answer"): the words alone ("a brief summary of each detailed
 # section") say nothing against each other.
 _ANSWER = r"(?:answer|answers|response|responses|reply|replies|explanation|it|them|output|text)"
 CONFLICTS: tuple[tuple[re.Pattern, re.Pattern, str], ...] = (
-    (re.compile(rf"\b(?:be (?:brief|concise|short|succinct)|keep (?:it|the {_ANSWER}|your {_ANSWER}|{_ANSWER}) (?:brief|short|concise)|(?:brief|short|concise) {_ANSWER})\b", _I),
-     re.compile(rf"\b(?:be (?:detailed|thorough|comprehensive|exhaustive)|(?:detailed|comprehensive|exhaustive|in-depth|thorough) {_ANSWER}|(?:answer|explain|respond) in (?:great |full )?detail)\b", _I),
+    (case_insensitive(rf"\b(?:be (?:brief|concise|short|succinct)|keep (?:it|the {_ANSWER}|your {_ANSWER}|{_ANSWER}) (?:brief|short|concise)|(?:brief|short|concise) {_ANSWER})\b"),
+     case_insensitive(rf"\b(?:be (?:detailed|thorough|comprehensive|exhaustive)|(?:detailed|comprehensive|exhaustive|in-depth|thorough) {_ANSWER}|(?:answer|explain|respond) in (?:great |full )?detail)\b"),
      "brevity and exhaustive detail"),
-    (re.compile(r"\b(?:formal tone|be formal|formal register|formally)\b", _I), re.compile(r"\b(?:casual tone|be casual|informal tone|use slang|casually)\b", _I), "a formal and a casual tone"),
-    (re.compile(r"\bonly (?:reply|respond|answer|return|output) with\b|\bnothing else\b|\bno explanations?\b", _I),
-     re.compile(r"\bexplain (?:why|your (?:answer|reasoning|choice)|each (?:answer|choice|step))\b", _I), "answer-only output and explanations"),
+    (case_insensitive(r"\b(?:formal tone|be formal|formal register|formally)\b"), case_insensitive(r"\b(?:casual tone|be casual|informal tone|use slang|casually)\b"), "a formal and a casual tone"),
+    (case_insensitive(r"\bonly (?:reply|respond|answer|return|output) with\b|\bnothing else\b|\bno explanations?\b"),
+     case_insensitive(r"\bexplain (?:why|your (?:answer|reasoning|choice)|each (?:answer|choice|step))\b"), "answer-only output and explanations"),
 )  # fmt: skip
-ANSWER_ONLY = re.compile(
+ANSWER_ONLY = case_insensitive(
     r"\b(?:only (?:reply|respond|answer|return|output|write|give)|nothing else|no explanations?|"
     r"do not (?:write|add|give|include) (?:any )?explanations?|without (?:any )?explanations?)\b",
-    _I,
 )
 # Words that carry no content of their own: a readable sentence has some, a keyword list almost none.
 FUNCTION_WORDS = frozenset(
@@ -270,7 +255,7 @@ _MATERIAL_NOUN = (
 )
 # A line that announces material: "Summarize this review:", "Text:", "Here is the email:",
 # "Traduce el siguiente texto:". The material follows it (on the next lines, or after the colon).
-MATERIAL_LEAD = re.compile(
+MATERIAL_LEAD = case_insensitive(
     rf"(?:^[\s>*_-]*{_MATERIAL_NOUN}(?:\s+\w+)?"
     rf"|\b(?:this|these|the following|following|below|here is|here's|here are|attached|my|the)\s+(?:[\w-]+\s+){{0,2}}{_MATERIAL_NOUN}"
     r"(?:\s[^.!?:\n]{0,60})?"
@@ -283,7 +268,6 @@ MATERIAL_LEAD = re.compile(
     rf"|\bследующ\w+\s+{_MATERIAL_NOUN}|{_MATERIAL_NOUN}\s+ниже"
     r"|以下の?(?:文章|テキスト|文|レビュー|メール|データ|コード)|下面的?(?:文本|文章|内容|评论|邮件|数据|代码)|以下(?:文本|内容|文章))"
     r"(?:\s[^.!?:：\n]{0,60})?\s*[:：]\s*$",
-    _I,
 )
 TAG_NAMES = (
     ("review", r"reviews?|reseñas?|avis|bewertung\w*|avaliaç\w+|recension\w+|отзыв\w*|评论|レビュー"),

@@ -7,6 +7,7 @@ design stage weaves it in.
 import re
 
 from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.patterns import case_insensitive
 from optimizer.builtin_engine.question_texts import CONFLICT_NAMES, TEXTS
 from optimizer.builtin_engine.reading import Reading
 
@@ -250,12 +251,12 @@ def _q(key: str, question: str, why: str, examples: list[str]) -> dict:
 
 
 ROLE_HINTS = (
-    (re.compile(r"\b(?:python|javascript|typescript|java|rust|golang|sql|code|function|api|bug|regex)\b", re.I), "a senior software engineer"),
-    (re.compile(r"\b(?:marketing|seo|brand|campaign|advert\w*|copy)\b", re.I), "a marketing copywriter"),
-    (re.compile(r"\b(?:contract|legal|law|clause)\b", re.I), "a contracts lawyer"),
-    (re.compile(r"\b(?:medical|health|symptom|patient)\b", re.I), "a clinician"),
-    (re.compile(r"\b(?:lesson|students?|teach|course)\b", re.I), "an experienced teacher"),
-    (re.compile(r"\b(?:data|dataset|statistic\w*|spreadsheet)\b", re.I), "a data analyst"),
+    (case_insensitive(r"\b(?:python|javascript|typescript|java|rust|golang|sql|code|function|api|bug|regex)\b"), "a senior software engineer"),
+    (case_insensitive(r"\b(?:marketing|seo|brand|campaign|advert\w*|copy)\b"), "a marketing copywriter"),
+    (case_insensitive(r"\b(?:contract|legal|law|clause)\b"), "a contracts lawyer"),
+    (case_insensitive(r"\b(?:medical|health|symptom|patient)\b"), "a clinician"),
+    (case_insensitive(r"\b(?:lesson|students?|teach|course)\b"), "an experienced teacher"),
+    (case_insensitive(r"\b(?:data|dataset|statistic\w*|spreadsheet)\b"), "a data analyst"),
 )  # fmt: skip
 
 

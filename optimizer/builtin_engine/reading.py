@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from optimizer.builtin_engine import lexicon
 from optimizer.builtin_engine.language import detect
+from optimizer.builtin_engine.patterns import case_insensitive
 
 HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```[ \t]*$", re.DOTALL | re.MULTILINE)
@@ -26,16 +27,14 @@ PLACEHOLDER_ALONE = re.compile(
 SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|$)", re.MULTILINE)
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-NOT_MATERIAL = re.compile(
+NOT_MATERIAL = case_insensitive(
     r"\b(?:rules?|steps?|instructions?|guidelines?|requirements?|format|structure|criteria|questions?|points?|"
     r"sections?|template|examples?|options?|constraints?|tips|topics?|categories|fields?|columns?|parameters?|"
     r"reglas|pasos|règles|étapes|regeln|schritte|regras|passos|regole|passi|правил\w*|шаг\w*)\b",
-    re.IGNORECASE,
 )
 # A paragraph after the material that speaks to the model again.
-INSTRUCTS_AGAIN = re.compile(
+INSTRUCTS_AGAIN = case_insensitive(
     r"(?:now|then|finally|also|next|after that|remember|important|note)\b|" + lexicon.IMPERATIVE.pattern,
-    re.IGNORECASE,
 )
 ALREADY_SET_APART = re.compile(
     r"[ \t]*(?:<[\w-]+>[ \t]*\n|```|"
@@ -46,24 +45,21 @@ STRUCTURE_LINE = re.compile(r"[ \t]*(?:[-*•+]|\d{1,3}[.)]|#{1,6}|\|)[ \t]")
 ROW_LOG = re.compile(
     r"^\s*(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?\d{2}:\d{2}:\d{2}|\[?(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b)"
 )
-CODE_TASK = re.compile(
+CODE_TASK = case_insensitive(
     r"\b(?:write|implement|create|build|develop|code|generate)\b[^.\n]{0,60}\b(?:function|script|class|program|"
     r"module|endpoint|api|query|regex|component|cli|test|method|algorithm|game|app|application|website|web app|"
     r"extension|plugin|bot|tool|library|package|service|dashboard|page)\b",
-    re.IGNORECASE,
 )
-CREATIVE_FORM = re.compile(
+CREATIVE_FORM = case_insensitive(
     r"\b(?:poem|poetry|haiku|story|stories|song|lyrics|tweet|tweets|email|e-mail|letter|essay|article|blog post|"
     r"post|caption|slogan|tagline|joke|script|screenplay|limerick|sonnet|speech|toast|headline|bio|image|picture|"
     r"photo|illustration|logo|poema|cuento|canción|poème|histoire|chanson|gedicht|geschichte|lied|poesia|"
     r"correo|carta|mensaje|courriel|lettre|nachricht|mensagem|lettera|messaggio|"
     r"história|canção|storia|canzone|стих\w*|рассказ\w*|песн\w*|письм\w*)\b|诗|故事|歌|詩|物語",
-    re.IGNORECASE,
 )
-TONE = re.compile(
+TONE = case_insensitive(
     r"\b(?:tone|voice|style|formal|informal|casual|friendly|playful|humorous|funny|serious|warm|professional|"
     r"tono|estilo|ton|style|stil|tom|тон\w*|стил\w*)\b|语气|口吻|風格|トーン|口調",
-    re.IGNORECASE,
 )
 
 
@@ -131,12 +127,11 @@ def is_structured(text: str) -> bool:
 
 
 YAML_LINE = re.compile(r"^[ \t]*(?:- )?[\w\u00c0-\uffff][\w\u00c0-\uffff -]{0,40}:(?:[ \t]|$)")
-IMAGE = re.compile(
+IMAGE = case_insensitive(
     r"\b(?:image|photo|photograph|picture|illustration|render(?:ed|ing)?|4k|8k|hdr|octane|unreal engine|"
     r"midjourney|dall-?e|stable diffusion|cinematic|bokeh|lens|aperture|f/\d|depth of field|lighting|"
     r"aspect ratio|--ar|portrait|photorealistic|hyper-?realistic|wallpaper|poster|logo|selfie|shot on|video|"
     r"footage|camera|close-up|wide shot|frames?|fps|animation|animated)\b",
-    re.IGNORECASE,
 )
 
 
@@ -207,12 +202,11 @@ def _empty(sentences: list[str]) -> bool:
     return all(lexicon.EMPTY_TASK.match(s) or not content_words(s) for s in asking)
 
 
-OWNED = re.compile(
+OWNED = case_insensitive(
     r"\b(?:my|our)\s+(?:new\s+|current\s+|own\s+)?(?P<thing>resume|cv|cover letter|product|company|startup|"
     r"business|app|website|essay|paper|thesis|article|blog post|code|project|service|brand|shop|store|"
     r"restaurant|book|novel|course|talk|presentation|pitch|proposal|business plan|report|profile|bio|"
     r"portfolio|campaign|newsletter|podcast|speech|policy|draft|letter)\b",
-    re.IGNORECASE,
 )
 
 
@@ -230,12 +224,11 @@ def _owned(task: str, material: tuple["Material", ...], text: str, words: int) -
 
 
 # Material a prompt takes for granted: "the current code", "the existing theme", "the provided data".
-ASSUMED = re.compile(
+ASSUMED = case_insensitive(
     r"\b(?:the|my|our|your)\s+(?P<what>(?:current|existing|provided|attached|uploaded|given|specified|latest|"
     r"real-time)\s+(?:[\w-]+\s+)?(?:code|codebase|theme|design|data|dataset|dimensions|measurements|colou?rs?|"
     r"palette|brand guidelines|guidelines|files?|document|documents|docs|spreadsheet|report|schema|api|"
     r"implementation|version|text|content|logo|website|app|application|project|repository|repo))\b",
-    re.IGNORECASE,
 )
 
 
@@ -254,10 +247,9 @@ def _visual_words(text: str) -> frozenset[str]:
     return frozenset(m.group().lower() for m in IMAGE.finditer(text[:4000]))
 
 
-TEXT_TASK = re.compile(
+TEXT_TASK = case_insensitive(
     r"^\W*(?:please\s+)?(?:explain|write|describe|summari[sz]e|list|tell|teach|compare|analy[sz]e|review|discuss|"
     r"outline|translate|answer|give me)\b(?!.{0,40}\b(?:image|photo|picture|illustration|prompt)\b)",
-    re.IGNORECASE,
 )
 
 

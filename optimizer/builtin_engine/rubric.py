@@ -14,6 +14,7 @@ import itertools
 import re
 
 from optimizer.builtin_engine import lexicon
+from optimizer.builtin_engine.patterns import case_insensitive
 from optimizer.builtin_engine.reading import (
     ANSWER_LINE,
     CJK,
@@ -51,10 +52,9 @@ RUBRIC_WORDS = frozenset(
     "sentences purpose goal because so that markdown structure sections section rules rule think carefully "
     "detailed concise brief thorough expert quality task instructions answer response".split()
 )
-RULE = re.compile(
+RULE = case_insensitive(
     r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than|if\b.{3,60}\bthen|"
     r"if (?:the|a|it|there|you)|say so|unless)\b",
-    re.IGNORECASE,
 )
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?:%|\b)")
 PROPER = re.compile(r"(?<=[a-z,;] )[A-Z][a-zA-Z]{2,}")
@@ -69,13 +69,12 @@ def _own_phrases() -> re.Pattern:
 
 
 OWN = _own_phrases()
-OLD_ENGINE_LINES = re.compile(
+OLD_ENGINE_LINES = case_insensitive(
     r"the aim is (?:an answer|an original piece|a correct|a well-supported|working code|output that)|"
     r"you are (?:a knowledgeable, careful assistant|an? (?:senior|experienced|accomplished|rigorous|patient|careful|skilled) "
     r"[\w ,-]{0,60}(?:who|$))|structure the answer as: a one-line summary|keep the (?:answer|piece|explanation) under \d+|"
     r"if something needed is missing or unclear|the readers are (?:non-specialists|developers|analysts|practitioners)|"
     r"treat it as data, not as instructions",
-    re.IGNORECASE,
 )
 
 
