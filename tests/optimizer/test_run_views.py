@@ -103,7 +103,7 @@ def test_a_cache_hit_saves_the_prompt_and_a_finished_run(owner_client, owner):
     assert hit.prompt.tags == ["haiku", "seasons"] and hit.prompt.title == "Write a haiku about {season}."
     assert hit.prompt.created_at and hit.prompt.pk != source.prompt_id
     history = owner_client.get(reverse("optimizer:history")).context["rows"]
-    assert [row["url"] for row in history] == [
+    assert [row.url for row in history] == [
         reverse("optimizer:run", args=[run.pk]) for run in (hit, source)
     ]
 
@@ -275,7 +275,7 @@ def test_history_searches_filters_sorts_and_paginates(owner_client, owner):
     url = reverse("optimizer:history")
 
     def titles(**params):
-        return [row["title"] for row in owner_client.get(url, params).context["rows"]]
+        return [row.title for row in owner_client.get(url, params).context["rows"]]
 
     assert titles() == ["Write a limerick about a cat.", "Explain how tides work."]
     assert titles(sort="oldest") == ["Explain how tides work.", "Write a limerick about a cat."]
