@@ -48,7 +48,7 @@ def test_embedded_default_needs_no_environment(tmp_path):
     assert loaded["options"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in loaded["options"]["init_command"]
     assert loaded["options"]["timeout"] >= 5
-    assert loaded["cache"] == "django.core.cache.backends.db.DatabaseCache"
+    assert loaded["cache"] == "config.cache.DatabaseCache"  # Django's, with a one-statement set
     assert loaded["q_cluster"]["orm"] == "default"
     assert "django_redis" not in loaded["q_cluster"]
     assert loaded["q_cluster"]["retry"] > loaded["q_cluster"]["timeout"]
