@@ -190,9 +190,11 @@ def _call_model(
             gate.settle(decision)
             return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
 
+    # Stored right after its usage record, before anything that may wait (the breaker's shared
+    # counts, the budget release): a worker killed in between would make the stage's retry pay again.
+    api_cache.store_answer(key, {"data": answer.data, "cost": None if cost is None else str(cost)})
     breaker.record_success(permit)
     gate.settle(decision)
-    api_cache.store_answer(key, {"data": answer.data, "cost": None if cost is None else str(cost)})
     return GatewayResult(data=answer.data, provider=provider.name, model=choice.model_id, cost=cost)
 
 
