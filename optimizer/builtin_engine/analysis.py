@@ -8,6 +8,7 @@ apart. An issue is raised only where it applies to this kind of prompt: a person
 an output format, a JSON spec is not asked for a length.
 """
 
+import functools
 import itertools
 import re
 
@@ -140,6 +141,7 @@ RULE = case_insensitive(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_rule(sentence: str) -> bool:
     return bool(RULE.search(sentence) or lexicon.NEGATIVE.search(sentence)) and len(sentence) < 300
 

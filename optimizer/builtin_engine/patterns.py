@@ -13,6 +13,11 @@ order (``re`` takes the first alternative that leads to a match). Only a run of 
 each start with a plain letter is regrouped; any other alternative (a group, a class, an escape, an
 optional first letter) stays where it is, and the runs on either side of it are regrouped apart.
 Lookarounds are copied as written.
+
+A lookahead on the characters a match can start with goes in front of the whole pattern, and
+inside each group of three alternatives or more (inside, so that a group that may be skipped still
+can be): where the text holds none of them, ``re`` moves on after one test. It is put only where
+those characters are plain to see, and it never rejects a place where a match starts.
 """
 
 import re
@@ -21,27 +26,34 @@ AS_WRITTEN: dict[re.Pattern, str] = {}  # each pattern's source before regroupin
 QUANTIFIERS = ("?", "*", "+", "{")
 ZERO_WIDTH = ("\\b", "\\B", "\\A", "^")
 CLASS_ESCAPES = ("\\d", "\\w", "\\s")
+GROUP_LOOKAHEAD = 3  # alternatives a group needs for a lookahead to pay its own test
 
 
 def case_insensitive(source: str, flags: int = 0) -> re.Pattern:
-    """``re.compile(source, flags | re.IGNORECASE)``, with every group's alternatives grouped by
-    first letter, and behind a lookahead on the characters a match can start with when they are
-    plain to see: ``re`` then passes over every other position at the cost of one test."""
+    """``re.compile(source, flags | re.IGNORECASE)``, its alternatives grouped by first letter and
+    behind lookaheads on their first characters; ``AS_WRITTEN`` keeps the source as given."""
     if flags & re.VERBOSE:
         raise ValueError("a verbose pattern's spaces are not letters to regroup")
-    written, source = source, regrouped(source)
-    starts = _starts(source)
-    if starts:
-        classes = sorted(start for start in starts if start.startswith("["))
-        members = "".join(sorted(start for start in starts if not start.startswith("[")))
-        source = "(?=" + "|".join(([f"[{members}]"] if members else []) + classes) + ")(?:" + source + ")"
-    compiled = re.compile(source, flags | re.IGNORECASE)
+    written = source
+    compiled = re.compile(_led(regrouped(source), alternatives=1), flags | re.IGNORECASE)
     AS_WRITTEN[compiled] = written
     return compiled
 
 
+def _led(source: str, alternatives: int) -> str:
+    """``source`` behind a lookahead on the characters its matches start with, when they are plain
+    to see and it has at least that many alternatives."""
+    starts = _starts(source)
+    if not starts or len(_alternatives(source)) < alternatives:
+        return source
+    classes = sorted(start for start in starts if start.startswith("["))
+    members = "".join(sorted(start for start in starts if not start.startswith("[")))
+    return "(?=" + "|".join(([f"[{members}]"] if members else []) + classes) + ")(?:" + source + ")"
+
+
 def regrouped(source: str) -> str:
-    """``source`` with the alternatives of its top level and of each of its groups regrouped."""
+    """``source`` with the alternatives of its top level and of each of its groups regrouped (and
+    each group of ``GROUP_LOOKAHEAD`` alternatives or more led by a lookahead)."""
     alternatives = [_inner_regrouped(alternative) for alternative in _alternatives(source)]
     grouped, run = [], []
     for alternative in alternatives:
@@ -74,7 +86,7 @@ def _inner_regrouped(alternative: str) -> str:
             head = _group_head(alternative, position)
             inner = alternative[position + len(head) : close]
             regroup = head in ("(", "(?:") or head.startswith("(?P<")
-            out.append(head + (regrouped(inner) if regroup else inner) + ")")
+            out.append(head + (_led(regrouped(inner), GROUP_LOOKAHEAD) if regroup else inner) + ")")
             end = close + 1
         else:
             out.append(alternative[position:end])

@@ -103,12 +103,28 @@ class Reading:
 
 
 def words_of(text: str) -> list[str]:
+    return list(_words(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(text: str) -> tuple[str, ...]:
+    """Cached: the checklist counts a sentence's words, then weighs its content words."""
     found = WORD.findall(text)
-    return found + CJK.findall(text) if CJK.search(text) else found
+    return tuple(found + CJK.findall(text) if CJK.search(text) else found)
 
 
 def sentences_of(text: str) -> list[str]:
     return [match.group().strip() for match in SENTENCE.finditer(text) if match.group().strip()]
+
+
+def sentence_starts(text: str) -> list[tuple[str, int]]:
+    """``sentences_of(text)``, each with where it starts in ``text``."""
+    found = []
+    for match in SENTENCE.finditer(text):
+        whole = match.group()
+        if sentence := whole.strip():
+            found.append((sentence, match.start() + len(whole) - len(whole.lstrip())))
+    return found
 
 
 def is_structured(text: str) -> bool:
@@ -145,7 +161,7 @@ def read(text: str) -> Reading:
     first = lexicon.FIRST_REQUEST.search(text)
     first_request = text[first.start() :].split("\n\n")[0].strip() if persona and first else ""
     material = () if structured else _material(text)
-    instructions = sentences_of(_without(text, material))
+    instructions = sentences_of(_without(text, material)) if material else sentences
     task = next((s for s in instructions if _asks(s)), "")
     words = len(words_of(text))
     answered = set(woven_answers(text))

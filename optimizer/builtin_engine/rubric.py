@@ -12,6 +12,7 @@ import copy
 import functools
 import itertools
 import re
+from dataclasses import dataclass
 
 from optimizer.builtin_engine import lexicon
 from optimizer.builtin_engine.patterns import case_insensitive
@@ -25,7 +26,7 @@ from optimizer.builtin_engine.reading import (
     material_name,
     read,
     requests,
-    sentences_of,
+    sentence_starts,
     words_of,
     woven_answers,
 )
@@ -79,8 +80,9 @@ OLD_ENGINE_LINES = case_insensitive(
 
 
 # Patterns without anchors or lookarounds (only \b): a match inside a sentence cut from the text at
-# spaces, punctuation or line ends is a match in the whole text, so one absent from the text is
-# absent from every such sentence, and the checklist need not look for it sentence by sentence.
+# spaces, punctuation or line ends is a match in the whole text at the same place. So no sentence
+# starting before the text's first match can match, and one search of the text from a sentence's
+# start says which later sentence is the next one worth searching.
 CUT_SAFE = (
     lexicon.LENGTH,
     lexicon.FORMAT,
@@ -92,22 +94,52 @@ CUT_SAFE = (
 )
 
 
-def _evidence(text: str, filler_free: bool) -> tuple[list[str], bool]:
-    """The sentences that can earn points: the author's readable sentences, without headings, tags,
-    the engine's own lines and filler; and whether each is cut from ``text`` as it stands (no
-    engine line was taken out of it). ``filler_free``: the text has no filler anywhere."""
-    kept = []
+@dataclass(frozen=True)
+class _Evidence:
+    """The sentences that can earn points, and where each starts in ``text`` when every one of them
+    is cut from it as it stands (``starts`` is None when an engine line was taken out of one)."""
+
+    sentences: list[str]
+    text: str
+    starts: list[int] | None
+
+    def first(self, pattern: re.Pattern, also=None) -> str | None:
+        """The first sentence where ``pattern`` matches and ``also`` holds (when given)."""
+        if self.starts is None or pattern not in CUT_SAFE:
+            return next((s for s in self.sentences if pattern.search(s) and (also is None or also(s))), None)
+        ahead = -1  # where the text's first match at or after the current sentence starts
+        for sentence, start in zip(self.sentences, self.starts, strict=True):
+            if ahead < start:
+                match = first_match(pattern, self.text) if ahead < 0 else pattern.search(self.text, start)
+                if match is None:
+                    return None
+                ahead = match.start()
+            if ahead >= start + len(sentence):
+                continue  # no match starts inside this sentence
+            if pattern.search(sentence) and (also is None or also(sentence)):
+                return sentence
+        return None
+
+
+def _evidence(text: str, filler_free: bool) -> _Evidence:
+    """The author's readable sentences, without headings, tags, the engine's own lines and filler.
+    ``filler_free``: the text has no filler anywhere, so a sentence cut from it has none either."""
+    kept, starts = [], []
     verbatim = True
-    for line in text.splitlines():
+    position = 0
+    for line in text.splitlines(keepends=True):
+        start, position = position, position + len(line)
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
             continue
+        start += len(line) - len(line.lstrip())
         stripped, removed = OWN.subn("", stripped)
         verbatim = verbatim and not removed
         if answer := ANSWER_LINE.match(stripped):
             kept.append(answer.group(2))  # the author's answer counts, not our label
+            starts.append(start + answer.start(2))
             continue
-        for sentence in sentences_of(stripped):
+        for sentence, offset in sentence_starts(stripped):
             if (
                 OLD_ENGINE_LINES.search(sentence)
                 or (not (filler_free and not removed) and lexicon.FILLER.search(sentence))
@@ -115,25 +147,8 @@ def _evidence(text: str, filler_free: bool) -> tuple[list[str], bool]:
             ):
                 continue
             kept.append(sentence)
-    return kept, verbatim
-
-
-def _absent(text: str, verbatim: bool, filler_found: list[str]) -> frozenset[re.Pattern]:
-    """The patterns of ``CUT_SAFE`` that no evidence sentence can match: those absent from the text,
-    when every sentence is cut from it as it stands (the reading has searched the text already)."""
-    if not verbatim:
-        return frozenset()
-    return frozenset(
-        p for p in CUT_SAFE if not (filler_found if p is lexicon.FILLER else first_match(p, text))
-    )
-
-
-def _first(evidence: list[str], absent: frozenset, pattern: re.Pattern, also=None) -> str | None:
-    """The first sentence where ``pattern`` matches (and ``also`` holds); ``absent`` holds the
-    patterns known to match none of them."""
-    if pattern in absent:
-        return None
-    return next((s for s in evidence if pattern.search(s) and (also is None or also(s))), None)
+            starts.append(start + offset)
+    return _Evidence(kept, text, starts if verbatim else None)
 
 
 def _readable(sentence: str) -> bool:
@@ -173,17 +188,16 @@ def _scored(text: str) -> dict:
     most often the same text. Its ``cache_info().misses`` counts the scans."""
     reading = read(text)
     filler_found = [m.group() for m in lexicon.FILLER.finditer(text)]
-    evidence, verbatim = _evidence(text, filler_free=not filler_found)
-    absent = _absent(text, verbatim, filler_found)
+    evidence = _evidence(text, filler_free=not filler_found)
     answered = woven_answers(text)
     results = {
-        "task": _task(reading, evidence),
-        "specifics": _specifics(text, evidence),
-        "context": _context(reading, evidence, answered, absent),
-        "output": _output(evidence, answered, absent),
+        "task": _task(reading, evidence.sentences),
+        "specifics": _specifics(text, evidence.sentences),
+        "context": _context(reading, evidence, answered),
+        "output": _output(evidence, answered),
         "material": _material(reading),
-        "rules": _rules(evidence),
-        "examples_reasoning": _examples(evidence, absent),
+        "rules": _rules(evidence.sentences),
+        "examples_reasoning": _examples(evidence),
     }
     criteria = [
         {"key": key, "name": CRITERIA[key][0], "score": max(0, min(100, round(value))), "rationale": why}
@@ -254,22 +268,20 @@ def _is_tag(span: str, text: str) -> bool:
     return span.startswith("<") and f"</{span[1:]}" in text
 
 
-def _context(reading, evidence, answered, absent):
+def _context(reading, evidence, answered):
     points, found = 0, []
-    audience = answered.get("audience") or _first(evidence, absent, lexicon.AUDIENCE)
+    audience = answered.get("audience") or evidence.first(lexicon.AUDIENCE)
     if audience:
         points += 35
         found.append("the reader in " + _quote(audience, 50))
-    purpose = answered.get("purpose") or _first(
-        evidence, absent, lexicon.PURPOSE, lambda s: len(_substance(s)) >= 2
-    )
+    purpose = answered.get("purpose") or evidence.first(lexicon.PURPOSE, lambda s: len(_substance(s)) >= 2)
     if purpose:
         points += 35
         found.append("the purpose in " + _quote(purpose, 50))
     role = answered.get("role") or next(
         (
             s
-            for s in evidence
+            for s in evidence.sentences
             if (lexicon.ROLE.search(" " + s) or lexicon.PERSONA.search(s)) and len(_substance(s)) >= 2
         ),
         None,
@@ -282,27 +294,27 @@ def _context(reading, evidence, answered, absent):
     ) if found else "Says nothing specific about who it is for, why, or whose expertise."
 
 
-def _output(evidence, answered, absent):
+def _output(evidence, answered):
     points, found = 0, []
-    format_words = lexicon.FORMAT not in absent
-    form = answered.get("format") or next(
-        (
-            s
-            for s in evidence
-            if (format_words and lexicon.FORMAT.search(s)) or (CREATIVE_FORM.search(s) and has_task_verb(s))
-        ),
-        None,
-    )
+    form = answered.get("format") or _form(evidence)
     if form:
         points += 60
         found.append("the form in " + _quote(form, 50))
-    length = answered.get("length") or _first(evidence, absent, lexicon.LENGTH)
+    length = answered.get("length") or evidence.first(lexicon.LENGTH)
     if length:
         points += 40
         found.append("the length in " + _quote(length, 50))
     return points, (
         "States " + "; ".join(found) + "."
     ) if found else "Says neither the form nor the length of the answer."
+
+
+def _form(evidence: _Evidence) -> str | None:
+    """The first sentence that states a format, or names the piece it asks for ("write a poem")."""
+    stated = evidence.first(lexicon.FORMAT)
+    # A sentence before the first one with a format word may still name a piece and ask for it.
+    before = evidence.sentences if stated is None else evidence.sentences[: evidence.sentences.index(stated)]
+    return next((s for s in before if CREATIVE_FORM.search(s) and has_task_verb(s)), stated)
 
 
 def _material(reading):
@@ -330,13 +342,13 @@ def _rules(evidence):
     return points, f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, such as {_quote(rules[0], 50)}."
 
 
-def _examples(evidence, absent):
+def _examples(evidence):
     points, found = 0, []
-    example = _first(evidence, absent, lexicon.EXAMPLE, lambda s: len(_substance(s)) >= 2)
+    example = evidence.first(lexicon.EXAMPLE, lambda s: len(_substance(s)) >= 2)
     if example:
         points += 50
         found.append("an example in " + _quote(example, 40))
-    reasoning = _first(evidence, absent, lexicon.REASONING, lambda s: len(_substance(s)) >= 1)
+    reasoning = evidence.first(lexicon.REASONING, lambda s: len(_substance(s)) >= 1)
     if reasoning:
         points += 50
         found.append("reasoning in " + _quote(reasoning, 40))

@@ -97,22 +97,34 @@ def test_the_zero_width_check_sees_anchors_and_lookarounds():
 def test_the_checklists_shortcut_finds_the_sentence_a_search_of_every_sentence_finds():
     texts = [row["prompt"] for row in real_prompts() if len(row["prompt"]) <= 50_000]
     # The engine's own rewrites carry its lines, which the checklist takes out: no shortcut there.
-    texts += [
-        builtin.design(text, "general", {}, ["delimiters", "zero-shot-cot", "self-critique"])[
-            "optimized_prompt"
-        ]
-        for text in texts[:300]
-    ]
-    skipped = rewritten = 0
+    techniques = ["delimiters", "zero-shot-cot", "self-critique"]
+    texts += [builtin.design(text, "general", {}, techniques)["optimized_prompt"] for text in texts[:300]]
+    cut = rewritten = 0
     for text in texts:
         filler = [m.group() for m in lexicon.FILLER.finditer(text)]
-        evidence, verbatim = rubric._evidence(text, filler_free=not filler)
-        rewritten += not verbatim
-        assert evidence == rubric._evidence(text, filler_free=False)[0]
-        absent = rubric._absent(text, verbatim, filler)
-        skipped += len(absent)
+        evidence = rubric._evidence(text, filler_free=not filler)
+        assert evidence.sentences == rubric._evidence(text, filler_free=False).sentences
+        if evidence.starts is None:
+            rewritten += 1
+        else:
+            cut += 1
+            assert all(
+                text.startswith(s, at) for s, at in zip(evidence.sentences, evidence.starts, strict=True)
+            )
         for pattern in rubric.CUT_SAFE:
-            every = next((s for s in evidence if pattern.search(s)), None)
-            assert rubric._first(evidence, absent, pattern) == every, (pattern.pattern[:40], text[:80])
-    assert skipped > len(texts)  # the shortcut is taken, not only checked
-    assert rewritten > 50  # and texts with the engine's lines in them are checked too
+            for also in (None, lambda s: len(rubric._substance(s)) >= 2):
+                every = next(
+                    (s for s in evidence.sentences if pattern.search(s) and (also is None or also(s))), None
+                )
+                assert evidence.first(pattern, also) == every, (pattern.pattern[:40], text[:80])
+        stated = next(
+            (
+                s
+                for s in evidence.sentences
+                if lexicon.FORMAT.search(s)
+                or (rubric.CREATIVE_FORM.search(s) and lexicon.TASK_VERB.search(s))
+            ),
+            None,
+        )
+        assert rubric._form(evidence) == stated
+    assert cut > 1000 and rewritten > 50  # both kinds are checked

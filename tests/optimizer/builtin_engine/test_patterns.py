@@ -19,6 +19,8 @@ from tests.prompts_csv import real_prompts
         (r"\b(?:for|from)\s+(?:two|ten)", r"\b(?:f(?:or|rom))\s+(?:t(?:wo|en))"),
         (r"(?<=ab|ac)x|(?P<n>yz|yx)", r"(?<=ab|ac)x|(?P<n>y(?:z|x))"),  # lookarounds as written
         (r"[(|]a|\(b|ac", r"[(|]a|\(b|ac"),
+        # Three alternatives or more: a lookahead inside the group, which may still be skipped.
+        (r"(?:one|two|six|ten)?x", r"(?:(?=[ost])(?:one|t(?:wo|en)|six))?x"),
     ],
 )
 def test_alternatives_are_grouped_by_first_letter_in_their_order(source, expected):
@@ -42,6 +44,12 @@ def test_alternatives_are_grouped_by_first_letter_in_their_order(source, expecte
 )
 def test_a_match_is_looked_ahead_for_only_by_the_characters_it_must_start_with(source, starts):
     assert _starts(source) == starts
+
+
+def test_a_group_led_by_a_lookahead_may_still_be_skipped():
+    pattern = case_insensitive(r"(?:one|two|six|ten)?x\b")
+
+    assert [m.group() for m in pattern.finditer("x onex Tenx sixy twox")] == ["x", "onex", "Tenx", "twox"]
 
 
 def test_the_lookahead_leaves_the_matches_as_they_were():
