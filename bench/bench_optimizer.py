@@ -100,16 +100,44 @@ def _engine_over_csv() -> list[Result]:
     csv.field_size_limit(sys.maxsize)
     with PROMPTS_CSV.open(encoding="utf-8", newline="") as handle:
         prompts = [row["prompt"] for row in csv.DictReader(handle) if len(row["prompt"]) <= 50_000]
-    timings = []
-    started = time.perf_counter()
-    for text in prompts:
-        one = time.perf_counter()
-        builtin.optimize(text, "general")
-        timings.append(time.perf_counter() - one)
-    total = time.perf_counter() - started
+    # A running process has loaded the language model once; the first call of this one does it.
+    one = time.perf_counter()
+    builtin.optimize("Summarize the tides for a child.", "general")
+    first_ms = (time.perf_counter() - one) * 1000
+    # Each prompt's best of three passes: a moment the shared machine lent elsewhere is not the
+    # engine's. The engine keeps 64 texts, so a pass over 1,525 finds none of them kept.
+    rounds, passes = 3, []
+    for _ in range(rounds):
+        timings = []
+        started = time.perf_counter()
+        for text in prompts:
+            one = time.perf_counter()
+            builtin.optimize(text, "general")
+            timings.append(time.perf_counter() - one)
+        passes.append((time.perf_counter() - started, timings))
+    total = min(seconds for seconds, _ in passes)
+    timings = [min(each) for each in zip(*(timings for _, timings in passes), strict=True)]
     mean_ms = statistics.mean(timings) * 1000
-    note = f"{len(prompts) / total:.0f} prompts/s, all four stages; mean {mean_ms:.2f} ms"
-    return [summarize("built-in engine, one prompt (1,525 real)", timings, note)]
+    note = (
+        f"{len(prompts) / total:.0f} prompts/s, all four stages; mean {mean_ms:.2f} ms; each prompt's best "
+        f"of {rounds} passes; the process's first call {first_ms:.0f} ms (loads the language model)"
+    )
+    slowest = max(range(len(prompts)), key=timings.__getitem__)
+    slowest_ms = round(timings[slowest] * 1000, 3)
+    return [
+        summarize(
+            f"built-in engine, one prompt ({len(prompts):,} real)", timings, note, target=Target("p95", 10)
+        ),
+        # One prompt, not a percentile: its p50 and p95 are its one time.
+        Result(
+            "built-in engine, the slowest prompt",
+            1,
+            slowest_ms,
+            slowest_ms,
+            f"one prompt: {len(prompts[slowest]):,} characters",
+            target=Target("p95", 100),
+        ),
+    ]
 
 
 def _configurations() -> Iterator[tuple[str, dict]]:
