@@ -34,11 +34,16 @@ PROMPTS_CSV = PROJECT_ROOT.parent / "shared" / "data" / "awesome-chatgpt-prompts
 REQUESTS = 1000
 WARMUP = 50
 HISTORY_RUNS = 10_000
-HISTORY_PAGES = (  # label, path, target
-    ("GET /history/ with 10,000+ runs", "/history/", None),
-    ("GET /history/ search, 10,000+ runs", "/history/?q=topic+99&sort=gain", None),
-    ("GET /history/ page 200 (htmx)", "/history/?page=200", None),
+HISTORY_PAGES = (  # label, path
+    ("GET /history/ with 10,000+ runs", "/history/"),
+    ("GET /history/ search, 10,000+ runs", "/history/?q=topic+99&sort=gain"),
+    ("GET /history/ page 200 (htmx)", "/history/?page=200"),
 )
+# Issue 14: halve the server time of the first page, measured as the median of the per-pair
+# differences between it and the floor (the time the page adds to a trivial one, less exposed to
+# the shared machine's load than either). The targets are half of it before (12-03, this 2-core
+# machine, two runs: 14.66 and 12.73 ms embedded, 16.91 and 15.70 ms on PostgreSQL + Redis).
+HISTORY_TARGETS = {"embedded default": Target("p50", 6.8), "PostgreSQL + Redis": Target("p50", 8.1)}
 CACHED_PROMPT = "Write a short story about {hero} who finds a map. Keep it under 300 words."
 
 SEED_HISTORY = """
@@ -63,18 +68,11 @@ OptimizationRun.objects.bulk_create(
     )
     for n, prompt in enumerate(prompts)
 )
+from django.db import connection
+if connection.vendor == "postgresql":  # as autovacuum leaves the table a minute after such a batch
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE optimizer_optimizationrun, optimizer_prompt")
 """
-
-
-def _timed(send, count: int) -> list[float]:
-    for _ in range(WARMUP):
-        send()
-    timings = []
-    for _ in range(count):
-        started = time.perf_counter()
-        send()
-        timings.append(time.perf_counter() - started)
-    return timings
 
 
 def _timed_pairs(first, second, count: int) -> tuple[list[float], list[float]]:
@@ -170,11 +168,13 @@ def _scratch_database(server_url: str) -> Iterator[str]:
 def _over_http() -> list[Result]:
     results = []
     for label, server in _configurations():
-        results += [replace(row, name=f"{row.name} [{label}]") for row in _pages(server)]
+        results += [
+            replace(row, name=f"{row.name} [{label}]") for row in _pages(server, HISTORY_TARGETS[label])
+        ]
     return results
 
 
-def _pages(server: dict) -> list[Result]:
+def _pages(server: dict, history_target: Target) -> list[Result]:
     """The result-cache hit against the floor, then the history page with 10,000 runs."""
     with (
         running_server(**server) as (base_url, env),
@@ -213,7 +213,7 @@ def _pages(server: dict) -> list[Result]:
         results = [floor_result, summarize(hit, hits, target=Target("ratio", 2), floor=floor_result)]
 
         manage(env, "shell", "-c", SEED_HISTORY.replace("RUNS", str(HISTORY_RUNS)))
-        for label, path, target in HISTORY_PAGES:
+        for label, path in HISTORY_PAGES:
             htmx = {"HX-Request": "true"} if "page=" in path else {}
 
             def history(path=path, htmx=htmx):
@@ -221,7 +221,11 @@ def _pages(server: dict) -> list[Result]:
                     raise RuntimeError(f"{path} did not answer 200")
 
             floors, timings = _timed_pairs(floor, history, 300)
-            results.append(summarize(label, timings, target=target, floor=summarize("floor", floors)))
+            results.append(summarize(label, timings, floor=summarize("floor", floors)))
+            if path == "/history/":
+                beyond = [page - trivial for trivial, page in zip(floors, timings, strict=True)]
+                note = "the page's time less the floor's, pair by pair: its server time beyond a trivial page"
+                results.append(summarize(f"{label}: beyond the floor", beyond, note, target=history_target))
     return results
 
 
