@@ -103,9 +103,7 @@ def test_a_cache_hit_saves_the_prompt_and_a_finished_run(owner_client, owner):
     assert hit.prompt.tags == ["haiku", "seasons"] and hit.prompt.title == "Write a haiku about {season}."
     assert hit.prompt.created_at and hit.prompt.pk != source.prompt_id
     history = owner_client.get(reverse("optimizer:history")).context["rows"]
-    assert [row.url for row in history] == [
-        reverse("optimizer:run", args=[run.pk]) for run in (hit, source)
-    ]
+    assert [row.url for row in history] == [reverse("optimizer:run", args=[run.pk]) for run in (hit, source)]
 
 
 def test_a_cache_hit_costs_the_same_queries_whatever_the_history(owner_client, owner, settings):
