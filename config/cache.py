@@ -1,4 +1,7 @@
-"""The embedded default's cache: Django's database cache with a ``set`` of one statement.
+"""The project's cache backends: Django's database cache with a one-statement ``set`` (the
+embedded default), and django-redis with a ``clear`` that deletes only this site's keys.
+
+The database cache.
 
 The gateway stores every model answer in the cache. Django's ``DatabaseCache.set`` counts the whole
 table, then selects the row and inserts or updates it inside a transaction: five statements, a
@@ -21,6 +24,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.db import connections, router
 from django.utils.timezone import now as tz_now
+from django_redis.cache import RedisCache as DjangoRedisCache
 
 CULL_CHECK_EVERY = 64
 UPSERT_VENDORS = {"sqlite", "postgresql"}
@@ -63,3 +67,12 @@ class DatabaseCache(DjangoDatabaseCache):
         with self._sets_lock:
             self._sets += 1
             return self._sets % CULL_CHECK_EVERY == 1  # the first set of a process checks too
+
+
+class RedisCache(DjangoRedisCache):
+    """django-redis, whose ``clear`` flushes the whole Redis database: the task queue's keys too
+    (django-q2 shares the connection) and those of anything else using that database. Here it
+    deletes only the keys under this site's ``KEY_PREFIX``."""
+
+    def clear(self):
+        self.delete_pattern("*")

@@ -196,7 +196,7 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "config.cache.RedisCache",  # django-redis; clear() deletes only our keys
             "LOCATION": redis_url_check(REDIS_URL),
             "KEY_PREFIX": "prompt-optimizer",
             "OPTIONS": {

@@ -70,3 +70,20 @@ def test_the_embedded_default_uses_it():
     if os.environ.get("REDIS_URL"):
         pytest.skip("with REDIS_URL the cache is Redis")
     assert type(caches["default"]) is DatabaseCache
+
+
+@pytest.mark.redis
+def test_clearing_the_redis_cache_leaves_other_keys_in_its_database_alone():
+    """The task queue and anything else sharing the Redis database keep their keys."""
+    from django_redis import get_redis_connection
+
+    cache = caches["default"]
+    raw = get_redis_connection("default")
+    raw.set("not-prompt-optimizer:test-key", "kept")
+    cache.set("ours", 1)
+    try:
+        cache.clear()
+        assert cache.get("ours") is None
+        assert raw.get("not-prompt-optimizer:test-key") == b"kept"
+    finally:
+        raw.delete("not-prompt-optimizer:test-key")

@@ -84,7 +84,7 @@ def test_scaled_out_configuration_uses_postgresql_and_redis(tmp_path):
     assert loaded["name"] == "prompts"
     assert loaded["host"] == "db.internal"
     assert loaded["options"]["connect_timeout"] == 5
-    assert loaded["cache"] == "django_redis.cache.RedisCache"
+    assert loaded["cache"] == "config.cache.RedisCache"  # django-redis, clearing only our keys
     assert loaded["cache_location"] == "redis://cache.internal:6379/2"
     assert loaded["q_cluster"]["django_redis"] == "default"
     assert "orm" not in loaded["q_cluster"]
