@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from optimizer.models import OptimizationRun
@@ -69,6 +69,8 @@ def run_limit_held(*, owner) -> Iterator[None]:
     runs the others committed; other users never wait. SQLite takes its write lock when the
     transaction begins (the embedded settings use IMMEDIATE), which serialises the same way."""
     with transaction.atomic():
-        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).values_list("pk"))
+        if connection.features.has_select_for_update:  # SQLite: the transaction's lock is enough
+            users = get_user_model().objects.select_for_update(no_key=True)
+            list(users.filter(pk=owner.pk).values_list("pk"))
         run_limit_check(owner=owner)
         yield
