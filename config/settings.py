@@ -215,8 +215,9 @@ else:
         }
     }
 
-# Sessions are read through the cache, falling back to the database (where they persist).
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions stay in the database only (Django's default). Read through the cache ("cached_db"), a page
+# answered 500 while Redis was away: Django's cached sessions write to the cache unguarded on a miss,
+# and a logout whose cache delete failed would leave the session readable from the cache.
 
 # Rendered pieces of result pages, keyed on a digest of what they show: they never go stale, so each
 # process keeps its own copy in memory (no I/O to read one back) and nothing needs sharing.
