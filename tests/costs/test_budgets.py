@@ -318,6 +318,33 @@ def test_a_refused_dismissal_changes_nothing(client, owner, other_user, alert):
 
 # --- Two real processes racing for the last cents ---------------------------------------------
 
+
+def at_once(scripts: list[str], database_url: str) -> list[str]:
+    """Run each script in a worker process of its own against the test database, all starting their
+    work at the same instant (``{start}`` in a script: after every interpreter has started); their
+    standard outputs, once all exited cleanly."""
+    env = clean_env(
+        DATABASE_URL=database_url, SECRET_KEY=settings.SECRET_KEY, DJANGO_SETTINGS_MODULE="config.settings"
+    )
+    start = time.time() + 4
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script.replace("{start}", str(start))],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for script in scripts
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0] * len(scripts), "\n".join(
+        e for _, e in outputs
+    )
+    return [out for out, _ in outputs]
+
+
 RACER = """
 import time, django
 django.setup()
@@ -335,27 +362,10 @@ def test_racing_workers_cannot_both_spend_the_last_of_a_hard_budget(database_url
     """Four worker processes ask for $0.05 ten times each, all at once, against $0.50: exactly ten
     reservations may be granted, whatever the interleaving."""
     Budget.objects.create(period="daily", limit=Decimal("0.50"), mode="hard")
-    env = clean_env(
-        DATABASE_URL=database_url_for_subprocess,
-        SECRET_KEY=settings.SECRET_KEY,
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    start = time.time() + 4  # after every interpreter has started
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER.format(start=start, attempts=10)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    outputs = [racer.communicate(timeout=120) for racer in racers]
 
-    assert [racer.returncode for racer in racers] == [0] * 4, "\n".join(err for _, err in outputs)
-    assert sum(int(out) for out, _ in outputs) == 10
+    outputs = at_once([RACER.format(start="{start}", attempts=10)] * 4, database_url_for_subprocess)
+
+    assert sum(int(out) for out in outputs) == 10
     assert BudgetReservation.objects.count() == 10
 
 
@@ -384,26 +394,10 @@ def test_racing_workers_keep_the_running_totals_equal_to_the_records(database_ur
     yet: the daily and the monthly totals end equal to the records' sum, with nothing to repair."""
     Budget.objects.create(period="daily", limit=Decimal("100"), mode="hard")
     Budget.objects.create(period="monthly", limit=Decimal("100"), mode="soft")
-    env = clean_env(
-        DATABASE_URL=database_url_for_subprocess,
-        SECRET_KEY=settings.SECRET_KEY,
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    start = time.time() + 4
-    spenders = [
-        subprocess.Popen(
-            [sys.executable, "-c", SPENDER.format(start=start, calls=15, cost=n + 1)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(4)
-    ]
-    outputs = [spender.communicate(timeout=120) for spender in spenders]
 
-    assert [spender.returncode for spender in spenders] == [0] * 4, "\n".join(err for _, err in outputs)
+    scripts = [SPENDER.format(start="{start}", calls=15, cost=n + 1) for n in range(4)]
+    at_once(scripts, database_url_for_subprocess)
+
     assert UsageRecord.objects.count() == 60
     expected = Decimal("0.15") * (1 + 2 + 3 + 4) / 10  # 15 calls each of $0.001 … $0.004
     assert sorted(BudgetSpend.objects.values_list("spent", flat=True)) == [expected, expected]
