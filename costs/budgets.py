@@ -126,12 +126,6 @@ def spent(budget, start: datetime, end: datetime) -> Decimal:
     return total["total"] or Decimal(0)
 
 
-def reserved(budget: Budget) -> Decimal:
-    """Estimates of calls in flight that still count (younger than ``RESERVATION_TTL``)."""
-    live = budget.reservations.filter(created_at__gte=timezone.now() - RESERVATION_TTL)
-    return live.aggregate(total=Sum("amount"))["total"] or Decimal(0)
-
-
 def spend_add(budgets: Iterable[BudgetLine], *, cost: Decimal, at: datetime) -> None:
     """Add a priced usage record's cost to the running totals of the budgets it counts against, and
     alert on each threshold this cost crossed. Called inside the transaction that writes the record,
@@ -286,12 +280,6 @@ def headroom(user_id: int | None, *, snapshot: Snapshot | None = None) -> Decima
         return None
     totals = _totals(hard, timezone.now(), lock=False)
     return min(line.limit - sum(totals.get(line.id, (Decimal(0), Decimal(0)))) for line in hard)
-
-
-def applicable(user_id: int | None):
-    """Enabled budgets a call by this user counts against: the site's and the user's own."""
-    scope = Q(user__isnull=True) | Q(user_id=user_id) if user_id is not None else Q(user__isnull=True)
-    return Budget.objects.filter(scope, enabled=True).select_related("user")
 
 
 @dataclass(frozen=True)
