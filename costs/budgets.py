@@ -1,10 +1,14 @@
 """Budgets: calendar periods in the site's time zone, what a period has spent, and the gate the
 gateway asks before every paid call.
 
+A period's spend is a running total (``BudgetSpend``) that each priced usage record adds to in the
+transaction that writes it, so the gate's cost does not grow with the records; ``spend_reconcile``
+compares the totals with the records hourly.
+
 The gate's check and its reservation happen in one transaction that no other gate can interleave
-with: PostgreSQL locks the budgets' rows (``SELECT ... FOR UPDATE``), SQLite runs every transaction
-``IMMEDIATE`` (the write lock is taken at ``BEGIN``). So two workers racing for the last cent of a
-budget queue one behind the other, and the second sees the first one's reservation.
+with: PostgreSQL locks the running totals' rows (``SELECT ... FOR UPDATE``), SQLite runs every
+transaction ``IMMEDIATE`` (the write lock is taken at ``BEGIN``). So two workers racing for the last
+cent of a budget queue one behind the other, and the second sees the first one's reservation.
 """
 
 import logging
