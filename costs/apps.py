@@ -13,11 +13,9 @@ class CostsConfig(AppConfig):
         # Every process keeps prices and budgets in memory (costs.snapshot); any save or delete,
         # whichever door it came through, tells them all to read again once it commits.
         for model in (Budget, ModelPrice):
-            post_save.connect(
-                snapshot.on_model_change, sender=model, dispatch_uid=f"snapshot-{model.__name__}-save"
-            )
+            post_save.connect(snapshot.changed, sender=model, dispatch_uid=f"snapshot-{model.__name__}-save")
             post_delete.connect(
-                snapshot.on_model_change, sender=model, dispatch_uid=f"snapshot-{model.__name__}-delete"
+                snapshot.changed, sender=model, dispatch_uid=f"snapshot-{model.__name__}-delete"
             )
         post_save.connect(budget_saved, sender=Budget, dispatch_uid="budget-spend-after-save")
 

@@ -407,11 +407,6 @@ def _reservations_delete(token: str) -> None:
         cursor.execute(f"DELETE FROM {table} WHERE token = %s", [token])  # noqa: S608 - metadata only
 
 
-def _name(budget: Budget) -> str:
-    whose = "the site's" if budget.user_id is None else f"{budget.user.get_username()}'s"
-    return f"{whose} {budget.get_period_display().lower()} budget"
-
-
 # --- Alerts ---------------------------------------------------------------------------------
 
 

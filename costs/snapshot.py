@@ -164,9 +164,10 @@ def _version_start() -> str | None:
         return None
 
 
-def changed() -> None:
-    """A price or a budget changed: every process reads them again once the change is committed
-    (reads inside the transaction never use what is kept)."""
+def changed(**_signal) -> None:
+    """A price or a budget changed (the receiver of their models' saves and deletes): every process
+    reads them again once the change is committed (reads inside a transaction never use what is
+    kept)."""
     transaction.on_commit(_bump)
 
 
@@ -187,8 +188,3 @@ def _bump() -> None:
             type(exc).__name__,
             MAX_AGE_S,
         )
-
-
-def on_model_change(**_kwargs) -> None:
-    """Signal receiver for saves and deletes of prices and budgets."""
-    changed()
