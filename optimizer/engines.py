@@ -7,6 +7,8 @@ the run, and ``degraded`` says why. With a model, the run ends with ``compare``:
 pairwise judgement of the original against the rewrite.
 """
 
+import hashlib
+import itertools
 import json
 import re
 import secrets
@@ -88,17 +90,26 @@ def _fair_coin() -> bool:
     return secrets.randbelow(2) == 1
 
 
+def run_coin(run_id: int) -> Callable[[], bool]:
+    """A fair coin that falls the same way in every attempt of one run: a run started again after
+    its worker died asks the judge the same question, so the answer it paid for is found again."""
+    draws = itertools.count()
+    return lambda: hashlib.sha256(f"compare:{run_id}:{next(draws)}".encode()).digest()[0] & 1 == 1
+
+
 @dataclass
 class LLMEngine:
     """Stages as structured calls through the gateway; ``model`` None lets the gateway choose.
 
     ``coin`` decides, for each comparison, whether the original is shown as Prompt A (True) or as
-    Prompt B; tests pass a fixed one.
+    Prompt B; tests pass a fixed one. ``resumed``: the run was started again after its worker died
+    (the gateway then finds the answers it paid for already).
     """
 
     model: ModelChoice | None
     user_id: int | None
     run_id: int | None
+    resumed: bool = False
     kind: str = "llm"
     version: str = LLM_VERSION
     degraded: str = ""
@@ -137,6 +148,7 @@ class LLMEngine:
             user_id=self.user_id,
             run_id=self.run_id,
             needs=needs,
+            resumed=self.resumed,
         )
         if result.selection:
             with self._lock:

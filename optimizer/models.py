@@ -218,3 +218,23 @@ class OptimizationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} (prompt {self.prompt_id})"
+
+
+class StageAnswer(models.Model):
+    """A model's answer to one request of a run, written in the same transaction as the call's usage
+    record and kept until the run ends. A run started again after its worker died (see runqueue)
+    takes the answers it already paid for from here, so no stage is billed twice, even when the
+    worker died before the API cache had the answer or the cache lost it."""
+
+    run = models.ForeignKey(OptimizationRun, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=90, help_text="The request's API cache key.")
+    # Text, not a JSONField: PostgreSQL's jsonb reorders an object's keys, and the next stage's
+    # request quotes this answer, so a reordered one would miss the cache it must hit.
+    entry = models.TextField(help_text="The answer and what it cost, as JSON in the order it came.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "key"])]
+
+    def __str__(self) -> str:
+        return f"Answer for run {self.run_id}"

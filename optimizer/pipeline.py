@@ -16,7 +16,7 @@ from optimizer import caching, runqueue
 from optimizer.builtin_engine.analysis import select_techniques, with_answers
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import score
-from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome
+from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome, run_coin
 from optimizer.models import ModelChoice, OptimizationRun
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ def _engine(run: OptimizationRun, version: str):
     choice = None
     if run.settings["model"] != "auto":
         choice = ModelChoice.objects.select_related("provider").filter(pk=run.settings["model"]).first()
-    return LLMEngine(model=choice, user_id=run.owner_id, run_id=run.pk)
+    return LLMEngine(
+        model=choice, user_id=run.owner_id, run_id=run.pk, resumed=run.attempts > 1, coin=run_coin(run.pk)
+    )
 
 
 def run_optimization(*, run_id: int) -> None:
@@ -72,6 +74,7 @@ def _execute(run: OptimizationRun) -> None:
                 error=FAILED_MESSAGE.format(error=type(exc).__name__),
                 finished_at=timezone.now(),
             )
+    runqueue.stage_answers_forget(run.pk)
 
 
 def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:

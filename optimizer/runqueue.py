@@ -32,7 +32,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
-from optimizer.models import OptimizationRun
+from optimizer.models import OptimizationRun, StageAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,13 @@ def mine(run: OptimizationRun):
     return OptimizationRun.objects.filter(pk=run.pk, status=Status.RUNNING, attempts=run.attempts)
 
 
+def stage_answers_forget(run_id: int | None = None) -> int:
+    """Delete the stage answers (see StageAnswer) of ended runs, of this one or of all: a run
+    queued again keeps its own until it ends."""
+    ended = StageAnswer.objects.filter(run__status__in=[Status.DONE, Status.FAILED])
+    return ended.filter(run_id=run_id).delete()[0] if run_id is not None else ended.delete()[0]
+
+
 # --- The sweep ------------------------------------------------------------------------------------
 
 
@@ -260,6 +267,7 @@ def sweep() -> SweepReport:
             logger.warning("the task queue %s did not answer (%s)", queue, type(exc).__name__)
             continue
         report.tokens[queue] = enqueue(engine, count - in_broker) if count > in_broker else 0
+    stage_answers_forget()  # those of runs that ended where no worker could delete them
     if report.requeued or report.failed or any(report.tokens.values()):
         logger.warning("recovery sweep: %s", report)
     return report

@@ -17,12 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from decimal import Decimal
 
 import httpx
 import stamina
 from django.conf import settings
+from django.db import transaction
 
 from costs import snapshot as costs_snapshot
 from costs.budgets import BudgetGate
@@ -35,7 +36,7 @@ from optimizer.llm.pricing import PricePerMillion, TokenUsage, call_cost
 from optimizer.llm.structured import repair_request, validate
 from optimizer.llm.transport import http_client
 from optimizer.llm.types import GatewayResult, LLMRequest, Skip
-from optimizer.models import ModelChoice, Provider
+from optimizer.models import ModelChoice, Provider, StageAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,12 @@ def call(
     run_id: int | None = None,
     budget_gate: BudgetGate | None = None,
     needs: routing.Needs | None = None,
+    resumed: bool = False,
 ) -> GatewayResult:
     """Answer ``request`` with the first model that can; ``builtin()`` when none can.
+
+    ``resumed``: the run ``run_id`` was started again after its worker died, so an answer it has
+    paid for already is taken from its stage answers when the API cache does not have it.
 
     With no ``model`` ("Auto"), the cheapest model that suits ``needs`` is tried first (see
     ``routing``), and the result says why. One deadline covers the whole call, failover included:
@@ -92,7 +97,9 @@ def call(
         if time.monotonic() >= deadline:
             skipped.append(Skip(choice.provider.name, choice.model_id, "deadline reached"))
             continue
-        outcome = _call_model(choice, request, gate=gate, user_id=user_id, run_id=run_id, deadline=deadline)
+        outcome = _call_model(
+            choice, request, gate=gate, user_id=user_id, run_id=run_id, deadline=deadline, resumed=resumed
+        )
         if isinstance(outcome, Skip):
             skipped.append(outcome)
             continue
@@ -128,18 +135,20 @@ def _call_builtin(request, builtin, *, user_id, run_id, skipped) -> GatewayResul
 
 
 def _call_model(
-    choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id, deadline: float
+    choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id, deadline: float, resumed: bool = False
 ) -> GatewayResult | Skip:
     provider = choice.provider
-    record = _Recorder(choice, request, user_id=user_id, run_id=run_id)
-
     key = api_cache.cache_key(provider=provider.name, model=choice.model_id, request=request)
+    record = _Recorder(choice, request, user_id=user_id, run_id=run_id, key=key)
     breaker = CircuitBreaker(choice.breaker_key)
     # One round trip: the answer, the breaker's state and the version of prices and budgets.
     found = api_cache.read_many([key, *breaker.state_keys(), costs_snapshot.VERSION_KEY])
     costs = costs_snapshot.current(found)
     record.snapshot = costs
-    if found is not None and (entry := found.get(key)) is not None:
+    entry = found.get(key) if found is not None else None
+    if entry is None and resumed and run_id is not None and (entry := _paid_before(run_id, key)):
+        api_cache.store_answer(key, entry)
+    if entry is not None:
         saved = Decimal(entry["cost"]) if entry.get("cost") is not None else Decimal(0)
         record.write(status=UsageRecord.Status.CACHE_HIT, cost=Decimal(0), saved_cost=saved, latency_ms=0)
         return GatewayResult(
@@ -191,11 +200,21 @@ def _call_model(
             return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
 
     # Stored right after its usage record, before anything that may wait (the breaker's shared
-    # counts, the budget release): a worker killed in between would make the stage's retry pay again.
-    api_cache.store_answer(key, {"data": answer.data, "cost": None if cost is None else str(cost)})
+    # counts, the budget release). A run's answer is in its stage answers already (see _Recorder).
+    api_cache.store_answer(key, _entry(answer, cost))
     breaker.record_success(permit)
     gate.settle(decision)
     return GatewayResult(data=answer.data, provider=provider.name, model=choice.model_id, cost=cost)
+
+
+def _entry(answer: adapters.Answer, cost: Decimal | None) -> dict:
+    """What the API cache and a run's stage answers keep of an answer."""
+    return {"data": answer.data, "cost": None if cost is None else str(cost)}
+
+
+def _paid_before(run_id: int, key: str) -> dict | None:
+    kept = StageAnswer.objects.filter(run_id=run_id, key=key).values_list("entry", flat=True).first()
+    return json.loads(kept) if kept is not None else None
 
 
 class _InvalidAfterRepair(Exception):
@@ -234,14 +253,15 @@ def _ask_with_repair(
             continue
         usage = _usage_or_estimate(answer.usage, current, answer.text)
         cost = _cost(choice, usage, own)
+        total = None if spent is None or cost is None else spent + cost
         record.write(
             status=UsageRecord.Status.OK,
             usage=usage,
             cost=cost,
             latency_ms=_ms_since(started),
             operation=current.operation,
+            answer=_entry(answer, total),
         )
-        total = None if spent is None or cost is None else spent + cost
         return answer, total
     raise AssertionError("unreachable")
 
@@ -342,8 +362,9 @@ def _provider_slot(provider: Provider, deadline: float) -> Iterator[bool]:
 class _Recorder:
     """Writes the usage records of one model's part in a call."""
 
-    def __init__(self, choice: ModelChoice, request: LLMRequest, *, user_id, run_id):
+    def __init__(self, choice: ModelChoice, request: LLMRequest, *, user_id, run_id, key: str):
         self.choice, self.request, self.user_id, self.run_id = choice, request, user_id, run_id
+        self.key = key
         self.snapshot: costs_snapshot.Snapshot | None = None  # the prices and budgets of this call
 
     def write(
@@ -357,26 +378,36 @@ class _Recorder:
         error_class: str = "",
         http_status: int | None = None,
         operation: str | None = None,
+        answer: dict | None = None,
     ) -> None:
+        """``answer``: the validated answer of a run's call, kept in its stage answers in the same
+        transaction as the usage record: a worker killed at any moment leaves the call either
+        unrecorded or recorded with its answer kept."""
         usage = usage or TokenUsage(0, 0)
-        usage_record_create(
-            user_id=self.user_id,
-            run_id=self.run_id,
-            provider=self.choice.provider.name,
-            model=self.choice.model_id,
-            operation=operation or self.request.operation,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            tokens_estimated=usage.estimated,
-            cost=cost,
-            saved_cost=saved_cost,
-            latency_ms=latency_ms,
-            status=status,
-            error_class=error_class,
-            http_status=http_status,
-            snapshot=self.snapshot,
-        )
+        keep = answer is not None and self.run_id is not None
+        with transaction.atomic() if keep else nullcontext():
+            usage_record_create(
+                user_id=self.user_id,
+                run_id=self.run_id,
+                provider=self.choice.provider.name,
+                model=self.choice.model_id,
+                operation=operation or self.request.operation,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                tokens_estimated=usage.estimated,
+                cost=cost,
+                saved_cost=saved_cost,
+                latency_ms=latency_ms,
+                status=status,
+                error_class=error_class,
+                http_status=http_status,
+                snapshot=self.snapshot,
+            )
+            if keep:
+                StageAnswer.objects.create(
+                    run_id=self.run_id, key=self.key, entry=json.dumps(answer, ensure_ascii=False)
+                )
 
 
 def _ms_since(started: float) -> int:

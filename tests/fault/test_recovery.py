@@ -20,8 +20,11 @@ import httpx
 import pytest
 from django.conf import global_settings
 from django.conf import settings as django_settings
+from django.core.cache import caches
+from django.db import connection
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
+from optimizer import pipeline, runqueue
 from optimizer.llm.fake_provider import FakeProvider
 from optimizer.models import ModelChoice, OptimizationRun, Provider
 from tests.factories import PASSWORD, UserFactory
@@ -234,8 +237,17 @@ def ended_once(run_ids: list[int]) -> list[OptimizationRun]:
             .exclude(provider=BUILTIN_PROVIDER)
             .values_list("operation", flat=True)
         )
-        assert all(count == 1 for count in billed.values()), (run.pk, billed)
+        assert all(count == 1 for count in billed.values()), (run.pk, billed, run.attempts, _records(run.pk))
     return runs
+
+
+def _records(run_id: int) -> list[tuple]:
+    """What a failure shows: every usage record of the run, in order, with its timing."""
+    return list(
+        UsageRecord.objects.filter(run_id=run_id)
+        .order_by("pk")
+        .values_list("pk", "created_at", "operation", "status", "latency_ms", "error_class")
+    )
 
 
 def wait_done(run_ids: list[int], timeout: float) -> float:
@@ -281,7 +293,10 @@ def kill_mid_run(stack: Stack, model: ModelChoice) -> None:
     running_again = time.monotonic() - killed_at
     wait_done(run_ids, timeout=120)
     all_done = time.monotonic() - killed_at
-    runs = ended_once(run_ids)
+    try:
+        runs = ended_once(run_ids)
+    except AssertionError as exc:  # what the server said is what explains it
+        raise AssertionError(f"{exc}\n--- serve:\n{stack.serve.output[-8000:]}") from None
     print(
         f"\n[fault] cluster SIGKILLed with {len(in_progress)} runs in progress: running again after "
         f"{running_again:.1f} s, all {len(runs)} done after {all_done:.1f} s; "
@@ -306,6 +321,40 @@ def test_a_cluster_killed_mid_run_on_the_redis_broker_loses_nothing(stack_env, m
         kill_mid_run(stack, model)
     finally:
         stack.close()
+
+
+def test_a_worker_killed_after_paying_for_stages_the_cache_lost_pays_for_none_twice(
+    stack_env, model, fake, monkeypatch
+):
+    """The worst moment, made certain: the worker dies in the third stage and the API cache has
+    lost the answers of the first two (the worker died before storing them, or the cache restarted
+    empty). The run started again takes them from its stage answers and pays only for the rest."""
+    fake.latency = 0.0
+    fake.enqueue("ok", "ok", "hang")
+    user = UserFactory(username="killed")
+    choice = f"{model.provider.name}/{model.model_id}"
+    worker = Background("optimize", "--user", user.username, "--model", choice, TEXTS[2], env=stack_env)
+    run = poll_until(
+        lambda: OptimizationRun.objects.filter(owner=user, stage="design").first(),
+        timeout=60,
+        failure=lambda: worker.output,
+    )
+    worker.process.kill()
+    worker.process.wait()  # reaped: a zombie's pid still answers
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM django_cache")  # the worker's cache (it had no REDIS_URL)
+    caches["default"].clear()  # this process's (Redis, with REDIS_URL): an earlier test's analyses
+
+    assert runqueue.sweep().requeued == [run.pk]
+    monkeypatch.setenv(KEY_VARIABLE, "sk-fault-test")
+    pipeline.run_next(engine=OptimizationRun.Engine.LLM)
+
+    (resumed,) = ended_once([run.pk])
+    assert resumed.attempts == 2 and resumed.degraded_reason == "" and not resumed.analysis_cached
+    asked = Counter(request["body"]["response_format"]["json_schema"]["name"] for request in fake.requests)
+    assert asked["deconstruct"] == 1 and asked["diagnose"] == 1 and asked["design"] == 2, asked
+    hits = UsageRecord.objects.filter(run_id=run.pk, status=UsageRecord.Status.CACHE_HIT)
+    assert sorted(hits.values_list("operation", flat=True)) == ["deconstruct", "diagnose"]
 
 
 def test_a_hanging_provider_neither_blocks_builtin_runs_nor_holds_workers_for_long(stack_env, model, fake):
