@@ -1,4 +1,5 @@
-"""The embedded default's database cache: Django's, with a one-statement ``set``."""
+"""The embedded default's database cache: Django's, with a one-statement ``set`` and a ``get_many``
+that only reads."""
 
 import os
 
@@ -42,6 +43,20 @@ def test_an_expired_entry_is_not_read(db_cache):
     db_cache.set("gone", "value", timeout=0)  # Django: a timeout of 0 expires at once
 
     assert db_cache.get("gone") is None
+
+
+def test_get_many_reads_live_entries_only_and_writes_nothing(db_cache):
+    """Django's get_many deletes the expired entries it meets: a write on the read path, which waits
+    on SQLite's lock while a worker writes and then fails the read."""
+    db_cache.set("gone", "old", timeout=0)
+    db_cache.set("live", "new", timeout=60)
+    with CaptureQueriesContext(connection) as queries:
+        found = db_cache.get_many(["gone", "live", "absent"])
+
+    assert found == {"live": "new"}
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["SELECT"]
+    db_cache.set("gone", "again", timeout=60)  # the expired row is replaced by the next set
+    assert db_cache.get_many(["gone"]) == {"gone": "again"}
 
 
 def test_set_is_one_statement_between_cull_checks(db_cache):
