@@ -1,6 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
-from costs.budgets import alerts_visible_to
+from costs.budgets import alerts_banner
 
 
 def budget_alerts(request) -> dict:
@@ -9,4 +9,4 @@ def budget_alerts(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"budget_alerts": []}
-    return {"budget_alerts": SimpleLazyObject(lambda: list(alerts_visible_to(user)[:5]))}
+    return {"budget_alerts": SimpleLazyObject(lambda: alerts_banner(user))}

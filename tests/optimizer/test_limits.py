@@ -258,8 +258,8 @@ def test_the_check_costs_the_same_queries_whatever_the_users_history(owner, limi
     with django_assert_num_queries(1):
         limits.run_limit_check(owner=owner)
 
-    age(runs[-3:], 30, 20, 10)  # at the limit: one more query, for how many started
-    with django_assert_num_queries(2), pytest.raises(limits.RunLimitExceeded):
+    age(runs[-3:], 30, 20, 10)  # at the limit: two more queries, for how many started and since when
+    with django_assert_num_queries(3), pytest.raises(limits.RunLimitExceeded):
         limits.run_limit_check(owner=owner)
 
 
