@@ -49,6 +49,7 @@ class StageOutcome:
     model: str = ""
     cost: Decimal | None = Decimal(0)
     cached: bool = False
+    call: dict | None = None  # how a model call answered it (see LLMEngine._ask)
 
 
 class BuiltinEngine:
@@ -90,6 +91,19 @@ def _fair_coin() -> bool:
     return secrets.randbelow(2) == 1
 
 
+def _call_record(result) -> dict:
+    """What the result page shows of one model call: who answered, at what cost, and every model
+    or request that failed before (with Auto, the models it passed over are in the selection)."""
+    return {
+        "answered_by": "the built-in engine" if result.builtin else f"{result.provider} / {result.model}",
+        "builtin": result.builtin,
+        "cached": result.cached,
+        "cost": None if result.cost is None else str(result.cost),
+        "retried": list(result.retried),
+        "failed": [skip.as_record() for skip in result.skipped],
+    }
+
+
 def run_coin(run_id: int) -> Callable[[], bool]:
     """A fair coin that falls the same way in every attempt of one run: a run started again after
     its worker died asks the judge the same question, so the answer it paid for is found again."""
@@ -110,6 +124,7 @@ class LLMEngine:
     user_id: int | None
     run_id: int | None
     resumed: bool = False
+    progress: Callable[[str], None] | None = field(default=None, repr=False)  # retries, failovers
     kind: str = "llm"
     version: str = LLM_VERSION
     degraded: str = ""
@@ -149,6 +164,7 @@ class LLMEngine:
             run_id=self.run_id,
             needs=needs,
             resumed=self.resumed,
+            progress=self.progress,
         )
         if result.selection:
             with self._lock:
@@ -156,7 +172,9 @@ class LLMEngine:
         if result.builtin:
             reasons = "; ".join(str(skip) for skip in result.skipped) or "no language model is enabled"
             self._fall_back(f"{operation}: {reasons}")
-        return StageOutcome(result.data, result.provider, result.model, result.cost, result.cached)
+        return StageOutcome(
+            result.data, result.provider, result.model, result.cost, result.cached, call=_call_record(result)
+        )
 
     def _call(
         self,
@@ -244,7 +262,8 @@ class LLMEngine:
         lost = missing_spans(text, optimized) if keep_spans else []
         if lost:
             self._fall_back(f"design: the model's rewrite dropped {lost[0].text!r}")
-            return StageOutcome(fallback(), cost=outcome.cost)
+            call = outcome.call and outcome.call | {"discarded": "its rewrite dropped part of the prompt"}
+            return StageOutcome(fallback(), cost=outcome.cost, call=call)
         skipped = {item["slug"]: item["why"] for item in outcome.data.get("skipped_techniques", [])}
         outcome.data.update(
             optimized_prompt=optimized,

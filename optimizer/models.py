@@ -162,6 +162,14 @@ class OptimizationRun(models.Model):
     model = models.CharField(max_length=120, blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
     stage = models.CharField(max_length=12, blank=True, help_text="The stage running now.")
+    stage_note = models.CharField(
+        max_length=200, blank=True, help_text="What the running stage is doing now: a retry, a failover."
+    )
+    stage_calls = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Per stage: the model that answered, what it cost, and what failed before it.",
+    )
     stage_timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds per finished stage.")
     deconstruction = models.JSONField(default=dict, blank=True)
     diagnosis = models.JSONField(default=dict, blank=True)

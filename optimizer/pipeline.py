@@ -17,6 +17,7 @@ from optimizer.builtin_engine.analysis import select_techniques, with_answers
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import score
 from optimizer.engines import BuiltinEngine, LLMEngine, StageOutcome, run_coin
+from optimizer.llm import breaker
 from optimizer.models import ModelChoice, OptimizationRun
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def _execute(run: OptimizationRun) -> None:
                 finished_at=timezone.now(),
             )
     runqueue.stage_answers_forget(run.pk)
+    if run.engine == OptimizationRun.Engine.LLM:
+        breaker.flush_pending()
 
 
 def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:
@@ -102,15 +105,25 @@ class _Progress:
     def __init__(self, run: OptimizationRun):
         self.run, self.timings, self.started = run, {}, time.perf_counter()
         self.answered: list[StageOutcome] = []
+        self.calls: list[dict] = []  # per stage, how its model call went (the result page shows it)
 
     def stage(self, name: str) -> float:
-        runqueue.mine(self.run).update(stage=name, stage_timings=self.timings, heartbeat_at=timezone.now())
+        runqueue.mine(self.run).update(
+            stage=name, stage_note="", stage_timings=self.timings, heartbeat_at=timezone.now()
+        )
         return time.perf_counter()
+
+    def note(self, text: str) -> None:
+        """What the stage is doing now ("retrying … (HTTP 503)"), shown live under it."""
+        limit = OptimizationRun.stage_note.field.max_length
+        runqueue.mine(self.run).update(stage_note=_clip(text, limit), heartbeat_at=timezone.now())
 
     def done(self, name: str, since: float, outcome: StageOutcome | None = None) -> None:
         self.timings[name] = round((time.perf_counter() - since) * 1000, 1)
         if outcome is not None:
             self.answered.append(outcome)
+            if outcome.call is not None:
+                self.calls.append({"stage": name, **outcome.call})
 
 
 def _pipeline(run: OptimizationRun) -> None:
@@ -119,6 +132,8 @@ def _pipeline(run: OptimizationRun) -> None:
     version = engine_version(run.settings)  # looked up once: the model list could change mid-run
     engine = _engine(run, version)
     progress = _Progress(run)
+    if isinstance(engine, LLMEngine):
+        engine.progress = progress.note
 
     analysis_key = caching.analysis_key(text, prompt_type, engine.version, owner_id=run.owner_id)
     analysis = caching.cached(analysis_key)
@@ -187,7 +202,9 @@ def _pipeline(run: OptimizationRun) -> None:
         **values,
         status=OptimizationRun.Status.DONE,
         stage="",
+        stage_note="",
         stage_timings=progress.timings,
+        stage_calls=progress.calls,
         cost=totals["total_cost"],
         unpriced_calls=totals["unpriced"],
         analysis_cached=bool(analysis),

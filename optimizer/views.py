@@ -138,6 +138,8 @@ def _run_context(
             for key, value in (run.deconstruction or {}).items()
         ]
         context["diff"] = None if lazy_diff else _diff(run, diff_mode)
+        context["calls"] = _call_rows(run)
+        context["calls_failed"] = any(call["failed"] or call["retried"] for call in context["calls"])
     else:
         context["stages"] = _stage_rows(run)
     return context
@@ -151,6 +153,15 @@ def _result_digest(run: OptimizationRun) -> str:
         run.stage_timings,
     )  # fmt: skip
     return hashlib.blake2b(repr(shown).encode(), digest_size=16).hexdigest()
+
+
+def _call_rows(run: OptimizationRun) -> list[dict]:
+    """How each stage's model call went, cost as money, with whether anything failed on the way."""
+    rows = []
+    for call in run.stage_calls or []:
+        cost = call.get("cost")
+        rows.append(call | {"cost": None if cost is None else Decimal(cost)})
+    return rows
 
 
 def _stage_rows(run: OptimizationRun) -> list[dict]:

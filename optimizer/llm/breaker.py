@@ -209,12 +209,13 @@ class CircuitBreaker:
         if _pending.due():
             self._flush(_pending.take())
 
-    def record_failure(self, permit: Permit, *, hung: bool = False) -> None:
-        """Count a failed call; ``hung``: it timed out waiting for the provider."""
+    def record_failure(self, permit: Permit, *, hung: bool = False) -> bool:
+        """Count a failed request (a retry is one too); ``hung``: it timed out waiting for the
+        provider. Returns whether the breaker opened."""
         now = time.time()
         if permit.trial:
             self._open(now)
-            return
+            return True
         consecutive, hung_calls, calls, failures = self._count(now=now, hung=hung)
         rate_tripped = calls >= self.policy.min_calls and failures / calls > self.policy.failure_rate
         if (
@@ -223,6 +224,8 @@ class CircuitBreaker:
             or rate_tripped
         ):
             self._open(now)
+            return True
+        return False
 
     def reset(self) -> None:
         """Close the breaker and forget its counters (a successful trial, or an admin's reset)."""
@@ -296,6 +299,14 @@ class CircuitBreaker:
             return consecutive, hung_calls, calls, failures
 
         return self._run(write)
+
+
+def flush_pending() -> None:
+    """Share this process's pending successes now. A worker that falls idle after a run would keep
+    them, and the breaker's window on the monitoring page would not show the calls it saw."""
+    counts = _pending.take()
+    if counts:
+        CircuitBreaker("pending")._flush(counts)
 
 
 def open_among(keys: list[str]) -> set[str]:

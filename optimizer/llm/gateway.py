@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
@@ -71,11 +72,13 @@ def call(
     budget_gate: BudgetGate | None = None,
     needs: routing.Needs | None = None,
     resumed: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> GatewayResult:
     """Answer ``request`` with the first model that can; ``builtin()`` when none can.
 
     ``resumed``: the run ``run_id`` was started again after its worker died, so an answer it has
     paid for already is taken from its stage answers when the API cache does not have it.
+    ``progress``: told, in a short sentence, of each retry and each failover as it happens.
 
     With no ``model`` ("Auto"), the cheapest model that suits ``needs`` is tried first (see
     ``routing``), and the result says why. One deadline covers the whole call, failover included:
@@ -93,19 +96,25 @@ def call(
         candidates = iter(selection.order)
     else:
         candidates = candidate_models(model)
+    say = progress or (lambda _text: None)
     for choice in candidates:
         if time.monotonic() >= deadline:
             skipped.append(Skip(choice.provider.name, choice.model_id, "deadline reached"))
             continue
+        if skipped and skipped[-1].reason != "deadline reached":
+            say(f"failing over to {_label(choice)} ({skipped[-1]})")
         outcome = _call_model(
-            choice, request, gate=gate, user_id=user_id, run_id=run_id, deadline=deadline, resumed=resumed
-        )
+            choice, request, gate=gate, user_id=user_id, run_id=run_id, deadline=deadline, resumed=resumed,
+            say=say,
+        )  # fmt: skip
         if isinstance(outcome, Skip):
             skipped.append(outcome)
             continue
         outcome.skipped = skipped
         outcome.selection = selection and selection.as_record()
         return outcome
+    if skipped:
+        say(f"no model answered ({skipped[-1]}); the built-in engine answers")
     result = _call_builtin(request, builtin, user_id=user_id, run_id=run_id, skipped=skipped)
     result.selection = selection and selection.as_record()
     return result
@@ -134,8 +143,20 @@ def _call_builtin(request, builtin, *, user_id, run_id, skipped) -> GatewayResul
     )
 
 
+def _label(choice: ModelChoice) -> str:
+    return f"{choice.provider.name} / {choice.model_id}"
+
+
 def _call_model(
-    choice: ModelChoice, request: LLMRequest, *, gate, user_id, run_id, deadline: float, resumed: bool = False
+    choice: ModelChoice,
+    request: LLMRequest,
+    *,
+    gate,
+    user_id,
+    run_id,
+    deadline: float,
+    resumed: bool = False,
+    say: Callable[[str], None] = lambda _text: None,
 ) -> GatewayResult | Skip:
     provider = choice.provider
     key = api_cache.cache_key(provider=provider.name, model=choice.model_id, request=request)
@@ -177,34 +198,79 @@ def _call_model(
             gate.release(decision)
             return Skip(provider.name, choice.model_id, f"breaker {permit.state.value.replace('_', '-')}")
 
-        started = time.perf_counter()
+        exchanges = _Exchanges(_label(choice), record, breaker, permit, say)
         try:
-            answer, cost = _ask_with_repair(choice, request, secret, record, deadline, own)
-        except (ProviderError, httpx.HTTPError) as exc:
-            breaker.record_failure(permit, hung=isinstance(exc, httpx.TimeoutException))
+            answer, cost = _ask_with_repair(choice, request, secret, record, deadline, own, exchanges)
+        except (ProviderError, httpx.HTTPError, InvalidAnswer, _BreakerOpened) as exc:
             gate.settle(decision)  # an earlier attempt may have cost something
-            status = getattr(exc, "status", None)
-            record.write(
-                status=UsageRecord.Status.ERROR,
-                cost=Decimal(0),
-                latency_ms=_ms_since(started),
-                error_class=type(exc).__name__,
-                http_status=status,
-            )
+            cause = exc.__cause__ if isinstance(exc, _BreakerOpened) else exc
+            reason = "invalid answer" if isinstance(cause, InvalidAnswer) else "error"
             return Skip(
-                provider.name, choice.model_id, "error", error_class=type(exc).__name__, status=status
+                provider.name,
+                choice.model_id,
+                reason + (", its circuit breaker opened" if isinstance(exc, _BreakerOpened) else ""),
+                error_class=type(cause).__name__,
+                status=getattr(cause, "status", None),
+                attempts=exchanges.sent,
             )
         except _InvalidAfterRepair:
             breaker.record_success(permit)
             gate.settle(decision)
-            return Skip(provider.name, choice.model_id, "invalid answer", error_class="InvalidAnswer")
+            return Skip(
+                provider.name,
+                choice.model_id,
+                "invalid answer",
+                error_class="InvalidAnswer",
+                attempts=exchanges.sent,
+            )
 
     # Stored right after its usage record, before anything that may wait (the breaker's shared
     # counts, the budget release). A run's answer is in its stage answers already (see _Recorder).
     api_cache.store_answer(key, _entry(answer, cost))
     breaker.record_success(permit)
     gate.settle(decision)
-    return GatewayResult(data=answer.data, provider=provider.name, model=choice.model_id, cost=cost)
+    return GatewayResult(
+        data=answer.data, provider=provider.name, model=choice.model_id, cost=cost, retried=exchanges.failures
+    )
+
+
+class _BreakerOpened(Exception):
+    """A failed exchange opened the model's breaker: no more retries (the cause is the failure)."""
+
+
+class _Exchanges:
+    """The requests of one model's part in a call, retries included. Each that fails gets a usage
+    record of its own (status, error class, how long it took) and counts as a failure for the
+    breaker, as it happens: a call that succeeded after two 503s shows those two, and the breaker
+    has seen them."""
+
+    def __init__(self, label: str, record: "_Recorder", breaker: CircuitBreaker, permit, say):
+        self.label, self.record, self.breaker, self.permit, self.say = label, record, breaker, permit, say
+        self.sent = 0
+        self.failures: list[str] = []
+
+    def starting(self) -> None:
+        if self.failures:
+            self.say(f"retrying {self.label} ({self.failures[-1]})")
+        self.sent += 1
+
+    def failed(self, exc: Exception, started: float) -> bool:
+        """Record one failed exchange; True when it opened the breaker (then no retry follows)."""
+        status = getattr(exc, "status", None)
+        self.failures.append(f"HTTP {status}" if status else type(exc).__name__)
+        self.record.write(
+            status=UsageRecord.Status.ERROR,
+            cost=Decimal(0),
+            latency_ms=_ms_since(started),
+            error_class=type(exc).__name__,
+            http_status=status,
+        )
+        opened = self.breaker.record_failure(self.permit, hung=isinstance(exc, httpx.TimeoutException))
+        # A trial is settled by its first failure; a later success must clear the count it raised.
+        self.permit = replace(
+            self.permit, trial=False, consecutive_failures=self.permit.consecutive_failures + 1
+        )
+        return opened
 
 
 def _entry(answer: adapters.Answer, cost: Decimal | None) -> dict:
@@ -222,7 +288,7 @@ class _InvalidAfterRepair(Exception):
 
 
 def _ask_with_repair(
-    choice, request, secret, record, deadline, own: PricePerMillion | None
+    choice, request, secret, record, deadline, own: PricePerMillion | None, exchanges: _Exchanges
 ) -> tuple[adapters.Answer, Decimal | None]:
     """One request and, if its answer does not fit the schema, one repair request. Each HTTP
     exchange that returns is recorded with its own tokens and cost."""
@@ -230,7 +296,7 @@ def _ask_with_repair(
     current = request
     for attempt in ("first", "repair"):
         started = time.perf_counter()
-        payload = _send_with_retries(choice, current, secret, deadline)
+        payload = _send_with_retries(choice, current, secret, deadline, exchanges)
         try:
             answer = _parse(choice.provider.kind, payload)
             validate(answer.data, request.schema)
@@ -266,7 +332,9 @@ def _ask_with_repair(
     raise AssertionError("unreachable")
 
 
-def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | None, deadline: float) -> dict:
+def _send_with_retries(
+    choice: ModelChoice, request: LLMRequest, secret: str | None, deadline: float, exchanges: _Exchanges
+) -> dict:
     provider = choice.provider
     body = (adapters.anthropic_body if provider.kind == Provider.Kind.ANTHROPIC else adapters.openai_body)(
         request, choice.model_id
@@ -284,15 +352,22 @@ def _send_with_retries(choice: ModelChoice, request: LLMRequest, secret: str | N
             remaining = max(deadline - time.monotonic(), 0.1)
             first_byte = min(provider.read_timeout_s, settings.LLM_FIRST_BYTE_TIMEOUT_S, remaining)
             timeout = httpx.Timeout(first_byte, connect=min(provider.connect_timeout_s, remaining))
-            return adapters.send(
-                http_client(),
-                kind=provider.kind,
-                base_url=provider.base_url,
-                key=secret,
-                body=body,
-                timeout=timeout,
-                deadline=deadline,
-            )
+            exchanges.starting()
+            started = time.perf_counter()
+            try:
+                return adapters.send(
+                    http_client(),
+                    kind=provider.kind,
+                    base_url=provider.base_url,
+                    key=secret,
+                    body=body,
+                    timeout=timeout,
+                    deadline=deadline,
+                )
+            except (ProviderError, httpx.HTTPError, InvalidAnswer) as exc:
+                if exchanges.failed(exc, started):
+                    raise _BreakerOpened from exc
+                raise
     raise AssertionError("unreachable")
 
 

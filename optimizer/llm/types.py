@@ -32,10 +32,24 @@ class Skip:
     reason: str  # "breaker open", "budget refused", "error", "invalid answer", "no API key"
     error_class: str = ""
     status: int | None = None
+    attempts: int = 0  # requests sent to it, retries included
 
     def __str__(self) -> str:
-        detail = ", ".join(filter(None, [self.error_class, f"HTTP {self.status}" if self.status else ""]))
+        detail = ", ".join(
+            filter(
+                None,
+                [
+                    self.error_class,
+                    f"HTTP {self.status}" if self.status else "",
+                    f"{self.attempts} attempts" if self.attempts > 1 else "",
+                ],
+            )
+        )
         return f"{self.provider}/{self.model}: {self.reason}" + (f" ({detail})" if detail else "")
+
+    def as_record(self) -> dict:
+        """What a run keeps of it: the model and why it did not answer."""
+        return {"model": f"{self.provider} / {self.model}", "why": str(self).split(": ", 1)[1]}
 
 
 @dataclass
@@ -49,6 +63,7 @@ class GatewayResult:
     cached: bool = False
     builtin: bool = False
     skipped: list[Skip] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)  # what failed before the model answered, in order
     selection: dict | None = None  # with "Auto": which model was chosen, why, and who was passed over
 
     @property

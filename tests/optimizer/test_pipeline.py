@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -481,3 +482,61 @@ def test_the_result_and_analysis_caches_are_per_owner_so_nobody_learns_what_anot
 
     again = submit(owner)
     assert again.status == "done" and again.cached  # the owner's own cache still serves the owner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_and_failovers_are_shown_live_counted_and_kept_per_stage(fake, llm_settings, client):
+    """The issue's case: a stage's first model answers 503 until it is given up, a second one
+    answers after a retry. Each request that failed has its usage record, the breaker saw them, the
+    progress said so while it happened, and the result page names what failed before the answer."""
+    from optimizer.llm.breaker import CircuitBreaker
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="llm-owner")
+    fake.latency = 0.05  # each request long enough for the watcher to see the note it caused
+    first = add_model(fake.url, name="OpenAI test", model_id="gpt-5-nano", order=1)
+    add_model(fake.url, name="Backup", model_id="gpt-5-mini", order=2)
+    fake.enqueue(*[{"status": 503}] * 4)  # nano's three attempts, then mini's first
+    notes = []
+
+    run = submit(owner, model=str(first.pk))
+    watcher = threading.Thread(target=lambda: _watch_notes(run.pk, notes), daemon=True)
+    watcher.start()
+    run = finish(run)
+    watcher.join(5)
+
+    assert run.status == "done" and not run.degraded_reason, run.degraded_reason
+    failed = UsageRecord.objects.filter(run=run, status="error").order_by("pk")
+    assert [(r.model, r.http_status) for r in failed] == [("gpt-5-nano", 503)] * 3 + [("gpt-5-mini", 503)]
+    deconstruct = run.stage_calls[0]
+    assert deconstruct["stage"] == "deconstruct" and deconstruct["answered_by"] == "Backup / gpt-5-mini"
+    assert deconstruct["retried"] == ["HTTP 503"]
+    assert deconstruct["failed"] == [
+        {"model": "OpenAI test / gpt-5-nano", "why": "error (ProviderError, HTTP 503, 3 attempts)"}
+    ]
+    assert [call["stage"] for call in run.stage_calls] == ["deconstruct", "diagnose", "design", "evaluate"]
+    assert all(call["failed"] == [] for call in run.stage_calls[1:])
+    status = CircuitBreaker(first.breaker_key).status()
+    assert status["failures_last_window"] == 3 and status["calls_last_window"] >= 3
+    assert any(note.startswith("retrying OpenAI test / gpt-5-nano (HTTP 503)") for note in notes), notes
+    assert any(note.startswith("failing over to Backup / gpt-5-mini") for note in notes), notes
+    assert run.stage_note == ""
+    client.force_login(owner)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Which model answered each stage, and what failed first" in page
+    assert "Answered after 1 failed request: HTTP 503." in page
+    assert "Tried first: OpenAI test / gpt-5-nano: error (ProviderError, HTTP 503, 3 attempts)." in page
+
+
+def _watch_notes(run_id: int, notes: list[str]) -> None:
+    """What the progress panel would have shown, polled as it does (faster)."""
+    try:
+        for _ in range(600):
+            run = OptimizationRun.objects.filter(pk=run_id).values("status", "stage_note").first()
+            if run["stage_note"] and run["stage_note"] not in notes:
+                notes.append(run["stage_note"])
+            if run["status"] in ("done", "failed"):
+                return
+            time.sleep(0.005)
+    finally:
+        connections.close_all()

@@ -167,7 +167,7 @@ def test_an_answer_invalid_twice_fails_over_but_does_not_count_against_the_break
 
     assert result.builtin and result.data == BUILTIN_ANSWER
     assert [str(skip) for skip in result.skipped] == [
-        "OpenAI test/gpt-4o-mini: invalid answer (InvalidAnswer)"
+        "OpenAI test/gpt-4o-mini: invalid answer (InvalidAnswer, 2 attempts)"
     ]
     assert CircuitBreaker(openai_model.breaker_key).status()["failures_last_window"] == 0
 

@@ -156,7 +156,11 @@ def test_the_fakes_failure_switches_drive_the_gateway():
 
     assert len(throttled.requests) == 3  # 429 with Retry-After: 0 is retried, three attempts
     assert [(skip.provider, skip.reason, skip.status) for skip in result.skipped] == [
-        ("Throttled", "error", 429),
+        (
+            "Throttled",
+            "error, its circuit breaker opened",
+            429,
+        ),  # three failures in a row (the tests' policy)
         ("Garbled", "invalid answer", None),
     ]
     assert result.builtin
