@@ -55,7 +55,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV_PY)
 setup: $(VENV)/.runtime-installed
 	@echo "Preparing the database and static files"
 	@$(MANAGE) migrate --noinput --verbosity 0
-	@$(MANAGE) createcachetable
+	@$(MANAGE) createcachetable --verbosity 0
 	@$(MANAGE) collectstatic --noinput --verbosity 0
 	@$(MANAGE) ensure_superuser
 	@$(MANAGE) seed_providers

@@ -59,3 +59,28 @@ def test_make_stops_with_a_clear_message_when_no_python_is_new_enough(tmp_path):
     assert completed.returncode != 0
     assert "needs Python 3.12 or newer" in completed.stdout
     assert not (tmp_path / "venv").exists()
+
+
+def test_setup_run_again_prints_only_what_it_does(tmp_path):
+    """`make run` sets up on every start: a second setup has nothing to report about the cache
+    table that is already there ("Cache table 'django_cache' already exists." on each start)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {"DATA_DIR": str(tmp_path / "data"), "STATIC_ROOT": str(tmp_path / "static")}
+    env.pop("SECRET_KEY", None)  # the embedded default makes its own, as for a new user
+
+    def setup() -> str:
+        completed = subprocess.run(
+            [MAKE, "-C", str(PROJECT_ROOT), "setup"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout + completed.stderr
+
+    setup()
+    again = setup()
+
+    assert "already exists" not in again, again
+    assert "Preparing the database and static files" in again
