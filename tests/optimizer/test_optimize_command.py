@@ -124,3 +124,56 @@ def test_the_plain_output_lists_the_open_questions_after_the_summary_with_how_to
     assert "  length: How long should it be?" in lines
     assert lines.index("  audience: Who will read the post? (e.g. team leads; new hires)") > 0
     assert "--answer audience=..." in lines[-1]
+
+
+def test_a_model_with_the_builtin_engine_is_refused_as_conflicting(staff_user):
+    with pytest.raises(CommandError, match="--model picks a language model") as error:
+        call_command("optimize", "ok", "--engine", "builtin", "--model", "OpenAI/gpt-5")
+    assert error.value.returncode == 2
+    assert not OptimizationRun.objects.exists()
+
+
+def test_no_prompt_on_a_terminal_is_a_usage_error_that_says_how(staff_user, monkeypatch):
+    class Terminal(__import__("io").StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    with pytest.raises(CommandError, match="Give a prompt as an argument or on stdin") as error:
+        call_command("optimize")
+    assert error.value.returncode == 2
+
+
+def test_an_empty_prompt_says_where_a_prompt_goes(staff_user):
+    with pytest.raises(CommandError, match=re.escape("Give a prompt as an argument or on stdin")):
+        call_command("optimize", "   ")
+
+
+def test_the_model_is_named_as_the_pages_write_it_in_any_case(staff_user, fake_model, capsys, caplog):
+    with caplog.at_level("INFO"):
+        call_command("optimize", "Explain tides.", "--model", "openai TEST / GPT-4o-mini")
+
+    run = OptimizationRun.objects.get()
+    assert run.engine == "llm" and run.model == "gpt-4o-mini" and not run.degraded_reason
+    assert not [r for r in caplog.records if r.name == "httpx"]  # quiet by default
+
+
+def test_verbosity_2_shows_each_request_to_the_provider(staff_user, fake_model, capsys, caplog):
+    with caplog.at_level("INFO"):
+        call_command("optimize", "Explain tides.", "--model", "OpenAI test/gpt-4o-mini", verbosity=2)
+
+    assert any(r.name == "httpx" and "POST" in r.getMessage() for r in caplog.records)
+    assert __import__("logging").getLogger("httpx").level == __import__("logging").WARNING  # put back
+
+
+def test_an_unknown_model_lists_the_enabled_ones(staff_user, fake_model):
+    with pytest.raises(CommandError, match=re.escape("Enabled: OpenAI test / gpt-4o-mini")) as error:
+        call_command("optimize", "ok", "--model", "OpenAI test/gpt-5")
+    assert error.value.returncode == 2
+
+
+def test_version_is_the_products():
+    from tests.support import clean_env, manage
+
+    shown = manage("optimize", "--version", env=clean_env())
+    assert shown.returncode == 0 and shown.stdout.startswith("Prompt Optimizer "), shown.stderr

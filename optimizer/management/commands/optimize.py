@@ -1,10 +1,14 @@
 import json
+import logging
+import re
 import sys
 
+import django
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config import __version__
 from optimizer import limits, pipeline, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.questions import ORDER as QUESTION_KEYS
@@ -12,6 +16,10 @@ from optimizer.engines import BuiltinEngine
 from optimizer.forms import answer_text_validate, prompt_text_validate
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
+GIVE_A_PROMPT = (
+    "Give a prompt as an argument or on stdin (manage.py optimize 'text', or echo 'text' | manage.py "
+    "optimize)"
+)
 EXIT_RATE_LIMITED = 75  # EX_TEMPFAIL in sysexits.h: a temporary refusal, try again later
 
 
@@ -48,18 +56,35 @@ class Command(BaseCommand):
         parser.add_argument("--title", default="")
         parser.add_argument("--json", action="store_true", help="Print the whole run as JSON.")
 
+    def get_version(self) -> str:
+        return f"Prompt Optimizer {__version__} (Django {django.get_version()})"
+
     def handle(self, *args, **options):
+        httpx_log = logging.getLogger("httpx")
+        quiet = httpx_log.level
+        if options["verbosity"] >= 2:  # each HTTP request to a provider, as httpx logs it
+            httpx_log.setLevel(logging.INFO)
+        try:
+            self._optimize(options)
+        finally:
+            httpx_log.setLevel(quiet)
+
+    def _optimize(self, options) -> None:
+        if options["engine"] == "builtin" and options["model"]:
+            raise CommandError(
+                "--model picks a language model and --engine builtin refuses them: give one of the two.",
+                returncode=2,
+            )
         text = options["text"]
         if text in (None, "-"):
             if sys.stdin.isatty():
-                raise CommandError(
-                    "Give the prompt as an argument, or pipe it in: echo 'text' | manage.py optimize"
-                )
+                raise CommandError(f"{GIVE_A_PROMPT}.", returncode=2)
             text = sys.stdin.read()
         try:
             text = prompt_text_validate(text)
         except ValidationError as error:
-            raise CommandError(error.messages[0], returncode=2) from None
+            message = f"{GIVE_A_PROMPT}: this one is empty." if error.code == "empty" else error.messages[0]
+            raise CommandError(message, returncode=2) from None
         unknown = [slug for slug in options["technique"] if slug not in TECHNIQUES]
         if unknown:
             raise CommandError(
@@ -139,14 +164,7 @@ class Command(BaseCommand):
 
     def _model(self, engine: str, model: str | None) -> str:
         if model:
-            provider, _, model_id = model.partition("/")
-            choice = ModelChoice.objects.usable().filter(provider__name=provider, model_id=model_id).first()
-            if choice is None:
-                raise CommandError(
-                    f"No enabled model {model!r}. Give it as provider/model_id, as listed in the admin.",
-                    returncode=2,
-                )
-            return str(choice.pk)
+            return str(_model_named(model).pk)
         if engine == "llm" and not pipeline.llm_models_available():
             raise CommandError(
                 "--engine llm needs an enabled language model: set an API key (see .env.example) or add "
@@ -184,3 +202,34 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"Answer them by running the same command again with --answer {first}=... (repeatable)."
             )
+
+
+def _spelled(name: str) -> str:
+    """A model's name as the command compares it: any case, spaces around the slash or not."""
+    return re.sub(r"\s*/\s*", "/", name.strip()).casefold()
+
+
+def _model_named(given: str) -> ModelChoice:
+    """The enabled model that ``given`` names, written as the pages write it ("OpenAI / gpt-5") or
+    as provider/model_id, in any case; a clear message listing the enabled ones otherwise."""
+    usable = list(ModelChoice.objects.usable().select_related("provider"))
+    names = {choice.pk: f"{choice.provider.name} / {choice.model_id}" for choice in usable}
+    found = [choice for choice in usable if _spelled(names[choice.pk]) == _spelled(given)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise CommandError(
+            f"{given!r} names {len(found)} models: {', '.join(names[c.pk] for c in found)}. Rename one "
+            "of their providers in the admin.",
+            returncode=2,
+        )
+    if not usable:
+        raise CommandError(
+            f"No enabled model {given!r}: no language model is enabled. Set an API key (see "
+            ".env.example) or add one in the admin.",
+            returncode=2,
+        )
+    raise CommandError(
+        f"No enabled model {given!r}. Enabled: {', '.join(names.values())} (as provider/model, in any case).",
+        returncode=2,
+    )
