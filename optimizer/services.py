@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,11 +102,48 @@ def run_settings_build(
     return built | ({"answers": answers} if answers else {})
 
 
+FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\n(?P<body>.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(?P<title>.+?)[ \t]*$", re.MULTILINE | re.IGNORECASE)
+# What a line's markup is, not its words: heading marks, list bullets, quote marks, emphasis.
+LINE_MARKUP = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)+")
+INLINE_MARKUP = re.compile(r"\*\*|__|`+|~~")
+ONLY_TAGS = re.compile(r"^(?:\s*(?:</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>|<!--.*?-->))+\s*$")
+RULE = re.compile(r"^[-*_=~#\s]{3,}$")
+FENCE = re.compile(r"^(?:```|~~~)")
+
+
 def _title_from(text: str) -> str:
-    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "Untitled prompt")
+    """A prompt's first line of words: past YAML front matter (its ``title:`` if it has one), rules,
+    code blocks, lines of tags alone and heading marks, so a prompt that starts "---" is not
+    titled "---"."""
+    title = ""
+    if front := FRONT_MATTER.match(text):
+        named = FRONT_MATTER_TITLE.search(front["body"])
+        title = _words(named["title"].strip("\"'")) if named else ""
+        text = text[front.end() :]
+    in_code, code = False, ""
+    for line in text.splitlines():
+        if title:
+            break
+        if FENCE.match(line.strip()):
+            in_code = not in_code
+        elif not in_code:
+            title = _words(line)
+        else:
+            code = code or line.strip()  # a prompt that is all code is titled by its first line
+    title = title or code or "Untitled prompt"
     # "Summarize this review:" reads as a title without its colon (ASCII or full-width).
-    first_line = first_line.rstrip(":\uff1a").rstrip() or first_line
-    return first_line if len(first_line) <= 80 else first_line[:79].rstrip() + "…"
+    title = title.rstrip(":\uff1a").rstrip() or title
+    return title if len(title) <= 80 else title[:79].rstrip() + "…"
+
+
+def _words(line: str) -> str:
+    """The line without its markup; empty when it held nothing else (a rule, a lone tag)."""
+    line = line.strip()
+    if not line or RULE.match(line) or ONLY_TAGS.match(line):
+        return ""
+    line = INLINE_MARKUP.sub("", LINE_MARKUP.sub("", line)).strip()
+    return line if any(char.isalnum() for char in line) else ""
 
 
 @transaction.atomic(savepoint=False)  # inside the run limit's transaction: no savepoint round trips

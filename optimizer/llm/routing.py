@@ -55,7 +55,8 @@ def tier_needed(needs: Needs) -> tuple[str, list[str]]:
         reasons.append(f"a long prompt ({needs.prompt_chars:,} characters)")
     if needs.prompt_type in EXPERT_TYPES and stage in ("diagnose", "design"):
         rank += 1
-        reasons.append(f"a {needs.prompt_type} prompt")
+        article = "an" if needs.prompt_type[:1] in "aeiou" else "a"
+        reasons.append(f"{article} {needs.prompt_type} prompt")
     demanding = sorted(DEMANDING_TECHNIQUES.intersection(needs.techniques))
     if demanding and stage == "design":
         rank += 1

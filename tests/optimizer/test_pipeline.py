@@ -470,6 +470,24 @@ def test_a_prompts_title_drops_the_colon_of_its_lead_in(owner):
     assert run.prompt.title == "Summarize this review"
 
 
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("---\ntitle: Weekly report\nauthor: sam\n---\n\nWrite the report.", "Weekly report"),
+        ("---\nauthor: sam\n---\n# Support bot\n\nYou answer tickets.", "Support bot"),  # 49k prompt: "---"
+        ("---\n\nYou are a helpful assistant.", "You are a helpful assistant."),
+        ("```\nprint(1)\n```\nExplain the code above.", "Explain the code above."),
+        ("<instructions>\nSummarize the text.\n</instructions>", "Summarize the text."),
+        ("## **Role**: analyst", "Role: analyst"),
+        ("════════\n■ ROLE\nYou review.", "■ ROLE"),
+        ("Use <topic> and {audience}.", "Use <topic> and {audience}."),  # placeholders are words
+        ("```\nSELECT 1;\n```", "SELECT 1;"),  # all code: its first line
+    ],
+)
+def test_a_prompts_title_skips_front_matter_and_markup(owner, text, title):
+    assert submit(owner, text=text).prompt.title == title
+
+
 def test_the_result_and_analysis_caches_are_per_owner_so_nobody_learns_what_another_wrote(owner, other_user):
     mine = submit(owner)
     pipeline.run_optimization(run_id=mine.pk)

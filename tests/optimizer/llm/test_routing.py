@@ -33,6 +33,11 @@ def test_the_tier_a_call_needs(needs, tier):
     assert tier_needed(needs)[0] == tier
 
 
+def test_the_reasons_take_the_article_the_type_needs():
+    assert tier_needed(Needs("diagnose", 100, "analytical"))[1][-1] == "an analytical prompt"
+    assert tier_needed(Needs("diagnose", 100, "data"))[1][-1] == "a data prompt"
+
+
 def test_the_reasons_name_what_raised_the_tier():
     tier, reasons = tier_needed(Needs("design", 12_000, "coding", ("plan-and-solve",)))
 
