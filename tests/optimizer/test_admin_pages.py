@@ -46,3 +46,24 @@ def test_a_run_is_named_by_its_number_and_its_prompts(owner):
     run = a_run(owner)
 
     assert str(run) == f"Run {run.pk} (prompt {run.prompt_id})"
+
+
+def test_the_run_list_fits_a_laptop_screen_with_short_columns(staff_client, staff_user):
+    """Twelve columns with each prompt's whole title ran off a 1280 px screen."""
+    run = services.run_submit(
+        owner=staff_user,
+        text="Write a detailed onboarding guide for new support engineers joining the night shift team.",
+        run_settings=services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        ),
+    )
+    __import__("optimizer.pipeline", fromlist=["x"]).run_optimization(run_id=run.pk)
+    run.refresh_from_db()
+
+    html = staff_client.get(reverse("admin:optimizer_optimizationrun_changelist")).content.decode()
+
+    table = html[html.index('<table id="result_list">') :]
+    header = table[: table.index("</thead>")]
+    assert header.count('<th scope="col"') == 10  # nine columns and the selection box
+    assert "Write a detailed onboarding guide for…" in html
+    assert f"{run.score_before} → {run.score_after}" in html and "$0" in html
