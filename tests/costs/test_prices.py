@@ -11,6 +11,7 @@ from genai_prices import Usage, calc_price
 
 from costs.models import ModelPrice, UsageRecord
 from optimizer.llm import gateway
+from optimizer.models import ModelChoice
 from tests.optimizer.llm.conftest import add_model, builtin, make_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gateway_settings")]
@@ -140,17 +141,52 @@ def test_a_zero_price_for_a_listed_model_needs_confirmation(openai_model, staff_
     assert not ModelPrice.objects.exists()
 
 
-def test_for_a_model_the_package_does_not_list_the_price_in_force_is_the_reference(db, fake, staff_client):
+@pytest.fixture
+def local_model(db, fake):
+    """A fast model the package does not list (a local server's): no list price to compare with."""
     local = add_model(fake.url, name="Local", model_id="llama3.1:8b", price_catalog="", api_key_env="")
-    url = reverse("admin:costs_modelprice_add")
-    assert staff_client.post(url, _add_form(local.pk, input="0.2", output="0.2")).status_code == 302
+    ModelChoice.objects.filter(pk=local.pk).update(tier=ModelChoice.Tier.FAST)
+    local.refresh_from_db()
+    return local
 
-    response = staff_client.post(
-        url, _add_form(local.pk, input="0.2", output="20") | {"valid_from_1": "23:59:59"}
+
+def test_a_first_price_far_from_its_tiers_usual_range_needs_confirmation(local_model, staff_client):
+    url = reverse("admin:costs_modelprice_add")
+    # $0.20/M typed as $200/M: fast models list at $0.05 to $1/M input, $0.40 to $5/M output
+    form = _add_form(local_model.pk, input="200", output="0.2")
+
+    refused = staff_client.post(url, form)
+
+    page = refused.content.decode()
+    assert refused.status_code == 200 and not ModelPrice.objects.exists()
+    assert "200 is 200× above the usual input price of fast models (0.05 to 1 $/M tokens" in page
+    assert "gpt-5-nano, claude-haiku-4-5" in page
+    assert set(refused.context["adminform"].form.errors) == {"input"}  # 0.2 output: within 10x of 0.4
+    assert staff_client.post(url, form | {"confirm": "on"}).status_code == 302
+
+
+def test_a_correction_toward_the_tiers_range_saves_without_confirmation(local_model, staff_client):
+    url = reverse("admin:costs_modelprice_add")
+    staff_client.post(url, _add_form(local_model.pk, input="200", output="200") | {"confirm": "on"})
+    assert ModelPrice.objects.get().input == Decimal(200)  # the mistake, confirmed
+
+    corrected = staff_client.post(
+        url, _add_form(local_model.pk, input="0.2", output="0.2") | {"valid_from_1": "23:59:59"}
     )
 
-    assert "100× above the price in force" in response.content.decode()
-    assert ModelPrice.objects.count() == 1
+    assert corrected.status_code == 302, corrected.content.decode()
+    assert ModelPrice.objects.count() == 2
+
+
+def test_a_free_local_model_is_confirmed_once(local_model, staff_client):
+    url = reverse("admin:costs_modelprice_add")
+
+    refused = staff_client.post(url, _add_form(local_model.pk, input="0", output="0"))
+
+    assert "0 is far below the usual input price of fast models" in refused.content.decode()
+    confirmed = staff_client.post(url, _add_form(local_model.pk, input="0", output="0") | {"confirm": "on"})
+    assert confirmed.status_code == 302
+    assert ModelPrice.objects.get().output == 0
 
 
 def test_a_saved_price_is_a_record_its_figures_are_read_only(openai_model, staff_client):
