@@ -4,9 +4,9 @@ expected to be crossed.
 The method, as the dashboard states it: the daily rate is a weighted moving average of the last 14
 complete days in the site's time zone, the most recent day weighing most (weights 14 down to 1).
 Days before the first recorded spend are left out, so a new installation is not dragged towards zero;
-when all spend is from today, today's pace so far is the rate. The rest of the month is projected at
-that rate, today counting for the part of it still to come, measured in real hours (a day when the
-clocks change has 23 or 25).
+with fewer than ``MIN_DAYS`` complete days since the first spend there is no forecast (a morning's
+pace is no rate). The rest of the month is projected at that rate, today counting for the part of it
+still to come, measured in real hours (a day when the clocks change has 23 or 25).
 """
 
 from dataclasses import dataclass
@@ -17,23 +17,32 @@ from costs.budgets import period_bounds
 from costs.models import Budget
 
 WINDOW_DAYS = 14
+MIN_DAYS = 3  # complete days since the first spend that a forecast needs
 METHOD = (
     "Daily rate: a weighted moving average of the last 14 complete days (yesterday weighs 14, "
-    "14 days ago weighs 1; days before the first spend are left out; with only today's spend, "
-    "today's pace so far). Month end: spend to date plus that rate over the rest of today and the "
-    "days left in the month. Next 30 days: 30 times the rate."
+    "14 days ago weighs 1; days before the first spend are left out; with fewer than 3 complete days "
+    "since the first spend, no forecast). Month end: spend to date plus that rate over the rest of "
+    "today and the days left in the month. Next 30 days: 30 times the rate."
 )
 
 
 @dataclass(frozen=True)
 class Forecast:
-    rate_per_day: Decimal
+    """None for the projections (rate, month end, next 30 days, a crossing to come) when fewer than
+    ``MIN_DAYS`` complete days of spend are there to project from."""
+
+    rate_per_day: Decimal | None
     month_to_date: Decimal
-    month_end: Decimal
-    next_30_days: Decimal
+    month_end: Decimal | None
+    next_30_days: Decimal | None
     crossing: date | None  # when the monthly limit is (or was) crossed this month; None: not this month
     crossed: bool  # already crossed
+    days_used: int  # complete days the rate averages (those since the first spend, 14 at most)
     method: str = METHOD
+
+    @property
+    def enough_history(self) -> bool:
+        return self.rate_per_day is not None
 
 
 def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal | None = None) -> Forecast:
@@ -45,12 +54,11 @@ def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal |
     # for every day, the 23- and 25-hour ones included.
     day_start, day_end = day_start.astimezone(UTC), day_end.astimezone(UTC)
     elapsed = Decimal((now - day_start).total_seconds()) / Decimal((day_end - day_start).total_seconds())
-    today_spend = daily.get(today, Decimal(0))
 
-    rate = _rate(daily, today, today_spend, elapsed)
+    window = _window(daily, today)
+    rate = _rate(daily, window) if len(window) >= MIN_DAYS else None
     month_to_date = sum((value for day, value in daily.items() if first_of_month <= day <= today), Decimal(0))
     days_left = (next_month - today).days - 1  # whole days after today
-    month_end = month_to_date + rate * ((1 - elapsed) + days_left)
 
     crossing, crossed = None, False
     if monthly_limit is not None:
@@ -60,21 +68,24 @@ def forecast(daily: dict[date, Decimal], now: datetime, monthly_limit: Decimal |
     return Forecast(
         rate_per_day=rate,
         month_to_date=month_to_date,
-        month_end=month_end,
-        next_30_days=rate * 30,
+        month_end=None if rate is None else month_to_date + rate * ((1 - elapsed) + days_left),
+        next_30_days=None if rate is None else rate * 30,
         crossing=crossing,
         crossed=crossed,
+        days_used=len(window),
     )
 
 
-def _rate(daily: dict[date, Decimal], today: date, today_spend: Decimal, elapsed: Decimal) -> Decimal:
+def _window(daily: dict[date, Decimal], today: date) -> list[date]:
+    """The complete days the rate averages, yesterday first: the last 14, none before the first spend."""
     first_spend = min((day for day, value in daily.items() if value), default=None)
     if first_spend is None:
-        return Decimal(0)
-    window = [today - timedelta(days=back) for back in range(1, WINDOW_DAYS + 1)]  # yesterday first
-    window = [day for day in window if day >= first_spend]
-    if not window:  # everything is from today: its pace so far
-        return today_spend / elapsed if elapsed > 0 else Decimal(0)
+        return []
+    window = [today - timedelta(days=back) for back in range(1, WINDOW_DAYS + 1)]
+    return [day for day in window if day >= first_spend]
+
+
+def _rate(daily: dict[date, Decimal], window: list[date]) -> Decimal:
     weights = range(WINDOW_DAYS, WINDOW_DAYS - len(window), -1)
     weighted = sum(
         (daily.get(day, Decimal(0)) * weight for day, weight in zip(window, weights, strict=True)), Decimal(0)
@@ -89,7 +100,7 @@ def _crossing(daily, first_of_month, today, month_to_date, rate, elapsed, days_l
             running += daily[day]
             if running >= limit:
                 return day, True
-    if rate <= 0:
+    if rate is None or rate <= 0:
         return None, False
     remaining = limit - month_to_date
     rest_of_today = rate * (1 - elapsed)

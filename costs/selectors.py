@@ -156,7 +156,7 @@ def _within(groups: list[UsageGroup], start: date, end: date) -> list[UsageGroup
 @dataclass(frozen=True)
 class Tile:
     label: str
-    amount: Decimal
+    amount: Decimal | None  # None: no figure (a forecast without enough history)
     period: str  # of the budget it is measured against
     budget: Budget | None = None
     note: str = ""
@@ -164,7 +164,7 @@ class Tile:
     @property
     def share(self) -> int | None:
         """Percent of the budget, for the bar (not capped: over 100 shows as over)."""
-        if self.budget is None:
+        if self.budget is None or self.amount is None:
             return None
         return int(self.amount * 100 / self.budget.limit)
 
@@ -210,6 +210,8 @@ def cost_dashboard(*, scope: Scope, start: date, end: date, now: datetime | None
         crossing = (
             f"At this rate the monthly budget is crossed on {outlook.crossing:%b} {outlook.crossing.day}."
         )
+    elif not outlook.enough_history:
+        crossing = ""
     else:
         crossing = "At this rate the monthly budget holds this month." if monthly else ""
     tiles = [

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from costs import selectors
 from costs.budgets import alerts_visible_to
-from costs.forecast import METHOD
+from costs.forecast import METHOD, MIN_DAYS
 from costs.forms import DateRangeForm
 from costs.selectors import Scope
 from costs.usage_days import usage_days
@@ -51,6 +51,7 @@ def dashboard(request):
             "days": (end - start).days + 1,
             "query_string": urlencode(query),
             "method": METHOD,
+            "min_days": MIN_DAYS,
             "charts": [
                 {"title": title, "url": reverse(name), "type": kind, "money": money}
                 for title, name, kind, money in CHARTS

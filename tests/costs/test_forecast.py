@@ -2,12 +2,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 
+from costs.budgets import local_midnight
 from costs.forecast import forecast
-from costs.models import UsageRecord
+from costs.models import Budget, UsageRecord
 from costs.selectors import per_day
 from costs.services import usage_record_create
-from costs.usage_days import usage_days
+from costs.usage_days import forget_usage_days, usage_days
+from tests.costs.test_dashboard import record, today_at
 
 D = Decimal
 
@@ -66,7 +70,8 @@ def test_december_ends_on_the_31st_and_does_not_run_into_january(settings):
 def test_a_month_with_no_spend_forecasts_nothing():
     result = forecast({}, datetime(2026, 6, 15, 12, tzinfo=UTC), monthly_limit=D("10"))
 
-    assert (result.rate_per_day, result.month_to_date, result.month_end, result.next_30_days) == (0, 0, 0, 0)
+    assert (result.rate_per_day, result.month_end, result.next_30_days) == (None, None, None)
+    assert result.month_to_date == 0 and result.days_used == 0 and not result.enough_history
     assert result.crossing is None and not result.crossed
 
 
@@ -79,12 +84,51 @@ def test_a_budget_already_crossed_says_on_which_day(settings):
     assert result.crossed and result.crossing == date(2026, 6, 3)
 
 
-def test_only_todays_spend_projects_todays_pace(settings):
+@pytest.mark.parametrize(
+    ("daily", "days_used"),
+    [
+        ({date(2026, 6, 15): D("0.73")}, 0),  # one morning
+        ({date(2026, 6, 13): D("1"), date(2026, 6, 14): D("1"), date(2026, 6, 15): D("1")}, 2),
+    ],
+)
+def test_fewer_than_three_complete_days_of_spend_make_no_forecast(settings, daily, days_used):
     settings.TIME_ZONE = "UTC"
 
-    result = forecast({date(2026, 6, 15): D("1.50")}, datetime(2026, 6, 15, 6, tzinfo=UTC))
+    result = forecast(daily, datetime(2026, 6, 15, 6, tzinfo=UTC), monthly_limit=D("1"))
 
-    assert result.rate_per_day == D(6)  # $1.50 in the first quarter of the day
+    assert not result.enough_history and result.days_used == days_used
+    assert (result.rate_per_day, result.month_end, result.next_30_days) == (None, None, None)
+    assert result.month_to_date == sum(daily.values())  # a fact, not a forecast
+    assert result.crossed == (result.month_to_date >= 1) and (result.crossing is None) == (not result.crossed)
+
+
+def test_three_complete_days_of_spend_make_a_forecast_from_them(settings):
+    settings.TIME_ZONE = "UTC"
+    daily = constant("1.00", date(2026, 6, 12), date(2026, 6, 14))
+
+    result = forecast(daily, datetime(2026, 6, 15, 12, tzinfo=UTC))
+
+    assert result.enough_history and result.days_used == 3 and result.rate_per_day == D(1)
+
+
+def test_the_dashboard_says_there_is_not_enough_history_and_how_many_days_it_used(owner, client):
+    Budget.objects.create(user=owner, period="monthly", limit=Decimal("100"))
+    yesterday = timezone.localdate() - timedelta(days=1)
+    record(owner, local_midnight(yesterday) + timedelta(hours=9), "0.50")
+    record(owner, today_at(0), "0.73")
+    client.force_login(owner)
+
+    page = client.get(reverse("costs:dashboard")).content.decode()
+
+    assert "Not enough history to forecast: 1 complete day of spend so far, 3 needed." in page
+    assert "Not enough history to forecast (1 of the 3 complete days of spend it needs)." in page
+    assert "At this rate" not in page and "a day;" not in page
+
+    record(owner, local_midnight(yesterday - timedelta(days=2)) + timedelta(hours=9), "0.50")
+    forget_usage_days()  # a record written into a past day, as a restore does
+    page = client.get(reverse("costs:dashboard")).content.decode()
+
+    assert "Forecast from the last 3 complete days:" in page and "Not enough history" not in page
 
 
 def test_the_day_the_clocks_go_forward_has_23_hours(settings):
