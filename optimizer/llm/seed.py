@@ -5,6 +5,7 @@ Idempotent: a provider that exists (by name) is left as the admin configured it.
 
 from dataclasses import dataclass
 
+from optimizer.llm.pricing import catalog_prices
 from optimizer.models import ModelChoice, Provider
 
 FAST, BALANCED, BEST = ModelChoice.Tier.FAST, ModelChoice.Tier.BALANCED, ModelChoice.Tier.BEST
@@ -48,6 +49,7 @@ def providers_seed(environ) -> list[Provider]:
 
     ``OPENAI_BASE_URL`` points the OpenAI-compatible provider elsewhere (Ollama, vLLM, a proxy),
     with or without a key; ``OPENAI_MODELS`` (comma-separated) names the models it serves there.
+    Those genai-prices lists under OpenAI are priced at its list prices (``seed_providers`` says so).
     """
     created = []
     for known in KNOWN_PROVIDERS:
@@ -55,11 +57,15 @@ def providers_seed(environ) -> list[Provider]:
         if known.key_env == "OPENAI_API_KEY" and environ.get("OPENAI_BASE_URL", "").strip():
             base_url = environ["OPENAI_BASE_URL"].strip()
             if "api.openai.com" not in base_url:
-                catalog = ""  # a local or third-party server: unpriced until an admin sets prices
                 key_env = key_env if environ.get(key_env, "").strip() else ""
                 names = [m.strip() for m in environ.get("OPENAI_MODELS", "").split(",") if m.strip()]
                 if names:
                     models = tuple((name, BALANCED) for name in names)
+                # A local or third-party server: its models are priced at OpenAI's list prices only
+                # when genai-prices lists their names there (a proxy, the fake provider's demo);
+                # others (llama3.1:8b) stay unpriced until an admin sets prices.
+                if not any(catalog_prices(catalog, model_id) for model_id, _tier in models):
+                    catalog = ""
         elif not environ.get(known.key_env, "").strip():
             continue
         if Provider.objects.filter(name=known.name).exists():

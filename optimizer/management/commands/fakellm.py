@@ -69,6 +69,10 @@ class Command(BaseCommand):
         fake.start()
         self.stdout.write(self.style.SUCCESS(f"Fake provider answering at {fake.url}"))
         self.stdout.write("  OpenAI-compatible: POST /v1/chat/completions · Anthropic: POST /v1/messages")
+        self.stdout.write(
+            f"  Demo: OPENAI_BASE_URL={fake.url} make run (gpt-5-nano, gpt-5-mini and gpt-5 here, "
+            "priced at OpenAI's list prices since genai-prices knows those names)"
+        )
         self.stdout.flush()
         stop.wait()
         fake.stop()

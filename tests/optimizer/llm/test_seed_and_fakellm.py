@@ -1,17 +1,24 @@
 """Providers seeded from the environment, and the fake provider's command line."""
 
+import io
 import json
 import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
+from django.core.management import call_command
+from genai_prices import Usage, calc_price
 
+from costs.models import UsageRecord
+from optimizer.llm import gateway
 from optimizer.llm.fake_provider import example_for
 from optimizer.llm.seed import providers_seed
 from optimizer.models import ModelChoice, Provider
+from tests.optimizer.llm.conftest import builtin, make_request
 from tests.support import PROJECT_ROOT, clean_env, free_port, manage
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +79,53 @@ def test_seeded_models_have_list_prices_from_genai_prices():
     assert unpriced == []
 
 
+KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "XAI_API_KEY", "GEMINI_API_KEY", "OPENAI_MODELS")
+
+
+def test_the_fake_provider_demo_is_priced_at_openais_list_prices_and_says_so(monkeypatch, fake):
+    """The README's demo: ``fakellm``, then ``OPENAI_BASE_URL=<its address> make run``. Its model
+    names are OpenAI's, so its calls cost what they would there, in real-looking dollars."""
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    output = io.StringIO()
+
+    call_command("seed_providers", stdout=output)
+
+    said = output.getvalue()
+    assert f"Added provider OpenAI (gpt-5-nano, gpt-5-mini, gpt-5) at {fake.url}." in said
+    assert (
+        "Priced at genai-prices' openai list prices, since their names match: gpt-5-nano, gpt-5-mini" in said
+    )
+    assert "Costs → Model prices" in said and "Unpriced" not in said
+    nano = ModelChoice.objects.get(model_id="gpt-5-nano")
+    assert nano.provider.price_catalog == "openai" and nano.provider.api_key_env == ""
+
+    result = gateway.call(make_request(), builtin=builtin, model=nano)
+
+    record = UsageRecord.objects.get()
+    expected = calc_price(
+        Usage(input_tokens=record.input_tokens, output_tokens=record.output_tokens),
+        "gpt-5-nano",
+        provider_id="openai",
+    ).total_price
+    assert not result.builtin and record.cost == Decimal(expected) > 0
+
+
+def test_models_genai_prices_does_not_list_stay_unpriced_and_the_command_says_so(monkeypatch):
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("OPENAI_MODELS", "llama3.1:8b")
+    output = io.StringIO()
+
+    call_command("seed_providers", stdout=output)
+
+    assert "Unpriced (genai-prices does not list them): llama3.1:8b." in output.getvalue()
+    assert "Priced at" not in output.getvalue()
+    assert Provider.objects.get(name="OpenAI").price_catalog == ""
+
+
 def test_the_example_generator_satisfies_nested_schemas():
     from jsonschema import Draft202012Validator
 
@@ -110,6 +164,8 @@ def test_fakellm_serves_until_stopped(tmp_path):
     )
     try:
         assert "Fake provider answering at" in server.stdout.readline()
+        server.stdout.readline()
+        assert f"Demo: OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 make run" in server.stdout.readline()
         body = {
             "model": "m",
             "messages": [],
