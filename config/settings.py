@@ -289,6 +289,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))).expanduser().resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "media"
+# Where manage.py backup writes (created owner-only); DATA_DIR/backups when unset.
+BACKUP_DIR = (
+    Path(env_str("BACKUP_DIR")).expanduser().resolve() if env_str("BACKUP_DIR") else DATA_DIR / "backups"
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -1,0 +1,447 @@
+"""Backups of the site's data, and their restore.
+
+A backup is a ZIP file: one JSON Lines member per model (Django's ``jsonl`` serializer, written row
+by row as the rows are read, so memory stays flat however large the database) and a
+``manifest.json`` saying what it is: format and app version, the migration state of every app,
+rows and SHA-256 per member, when and from which database engine. It holds the users (with their
+password hashes, groups and permissions) and everything of ``optimizer`` and ``costs``; never a
+session, the secret key or anything from the environment (a provider keeps only the *name* of its
+key's variable). What is live and of this machine only is left out: budget reservations of calls in
+flight, the answers kept for runs in progress, and the list of backups itself (it describes the
+files in this machine's backup folder).
+
+A restore is verified before anything is touched (the manifest, every checksum, the migration
+state, the members' names, sizes and compression ratios), then replaces the data in one
+transaction: on any error, or if the process is killed, the database is as it was. Content goes
+through Django's serializers, so a backup made on SQLite restores into PostgreSQL and back.
+
+Files are written owner-only (0600) under a temporary name and renamed when complete, so a failed
+backup never leaves a file that looks good.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import os
+import stat
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import serializers
+from django.core.management.color import no_style
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+import config
+from backups.models import Backup
+
+logger = logging.getLogger(__name__)
+
+KIND = "prompt-optimizer-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# In the order a restore inserts them (each after what it refers to).
+MODELS = (
+    "auth.group",
+    "auth.user",
+    "optimizer.provider",
+    "optimizer.modelchoice",
+    "optimizer.prompt",
+    "optimizer.optimizationrun",
+    "costs.modelprice",
+    "costs.budget",
+    "costs.budgetspend",
+    "costs.budgetalert",
+    "costs.usagerecord",
+)
+# Emptied by a restore although no backup holds them: they belong to the data being replaced.
+TRANSIENT = ("optimizer.stageanswer", "costs.budgetreservation")
+APPS = ("auth", "contenttypes", "optimizer", "costs", "backups")
+MAX_MEMBER_BYTES = 8 * 1024**3  # uncompressed, per member
+MAX_TOTAL_BYTES = 16 * 1024**3
+MAX_RATIO = 200  # uncompressed / compressed: JSON compresses ~10x, a zip bomb thousands of times
+MAX_MANIFEST_BYTES = 1024**2
+BATCH = 1000
+CHUNK = 2000
+
+
+class BackupError(Exception):
+    """A backup could not be made, or a file cannot be restored: the message says why and what to do."""
+
+
+@dataclass
+class Manifest:
+    data: dict
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {label: member["rows"] for label, member in self.data["members"].items()}
+
+
+@dataclass
+class RestorePlan:
+    """What a restore would do: the rows per model now and in the backup."""
+
+    manifest: Manifest
+    current: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def incoming(self) -> dict[str, int]:
+        return self.manifest.counts
+
+
+# --- Where backups live ---------------------------------------------------------------------------
+
+
+def backup_dir() -> Path:
+    """``BACKUP_DIR``, or ``DATA_DIR/backups``: created owner-only (0700) when missing."""
+    folder = Path(getattr(settings, "BACKUP_DIR", None) or settings.DATA_DIR / "backups")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _model(label: str):
+    return apps.get_model(label)
+
+
+def _member_name(label: str) -> str:
+    return f"{label}.jsonl"
+
+
+def _queryset(label: str):
+    model = _model(label)
+    return model._default_manager.order_by("pk")
+
+
+# --- Making a backup ------------------------------------------------------------------------------
+
+
+class _HashingWriter(io.TextIOBase):
+    """A text stream over a binary one that counts the bytes and lines and hashes what it writes."""
+
+    def __init__(self, binary):
+        self.binary, self.sha256, self.size, self.lines = binary, hashlib.sha256(), 0, 0
+
+    def write(self, text: str) -> int:
+        data = text.encode()
+        self.binary.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        self.lines += text.count("\n")
+        return len(text)
+
+
+def migration_state() -> dict[str, list[str]]:
+    """The migrations applied here, per app of the backup, in name order."""
+    applied = MigrationRecorder(connection).applied_migrations()
+    return {app: sorted(name for label, name in applied if label == app) for app in APPS}
+
+
+def backup_create(
+    *, output: Path | None = None, note: str = "", trigger: str = Backup.Trigger.COMMAND, user=None
+) -> Backup:
+    """Write a backup (to ``output``, or a new file in the backup folder) and its ``Backup`` record."""
+    started = time.perf_counter()
+    now = timezone.now()
+    target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}.zip"
+    record = Backup.objects.create(name=str(target), trigger=trigger, created_by=user, note=note[:200])
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        manifest = _write(partial, now)
+        os.replace(partial, target)
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        Backup.objects.filter(pk=record.pk).update(
+            status=Backup.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+        if isinstance(exc, OSError):
+            raise BackupError(f"Could not write {target}: {exc.strerror or exc}. Check the folder.") from exc
+        raise
+    Backup.objects.filter(pk=record.pk).update(
+        status=Backup.Status.DONE,
+        size=target.stat().st_size,
+        sha256=_file_sha256(target),
+        counts=manifest.counts,
+        finished_at=timezone.now(),
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+    record.refresh_from_db()
+    return record
+
+
+def _write(path: Path, now: datetime) -> Manifest:
+    members = {}
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        # One snapshot for every read, so the members agree with each other (a usage record never
+        # names a run the backup lacks). SQLite's transaction holds the write lock meanwhile.
+        outermost = not connection.in_atomic_block  # else its isolation is already set
+        with transaction.atomic():
+            if connection.vendor == "postgresql" and outermost:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            for label in MODELS:
+                with archive.open(_member_name(label), "w", force_zip64=True) as member:
+                    writer = _HashingWriter(member)
+                    serializers.serialize(
+                        "jsonl",
+                        _queryset(label).iterator(chunk_size=CHUNK),
+                        stream=writer,
+                        use_natural_foreign_keys=label in ("auth.user", "auth.group"),
+                    )
+                digest = writer.sha256.hexdigest()
+                members[label] = {"rows": writer.lines, "bytes": writer.size, "sha256": digest}
+            state = migration_state()
+        manifest = Manifest(
+            {
+                "kind": KIND,
+                "format": FORMAT_VERSION,
+                "app_version": config.__version__,
+                "created_at": now.astimezone(UTC).isoformat(),
+                "engine": connection.vendor,
+                "migrations": state,
+                "members": members,
+            }
+        )
+        archive.writestr(MANIFEST, json.dumps(manifest.data, indent=2))
+        raw.flush()
+        os.fsync(raw.fileno())
+    return manifest
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- Checking a file ------------------------------------------------------------------------------
+
+
+def verify(path: Path) -> Manifest:
+    """The manifest of a backup that can be restored here; BackupError naming the first problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(f"{path} is not a file. Give the path of a backup (manage.py listbackups).")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BackupError(f"{path} is not a backup of this site (not a ZIP file: {exc}).") from None
+    with archive:
+        return _verify_archive(archive, path)
+
+
+def _verify_archive(archive: zipfile.ZipFile, path: Path) -> Manifest:
+    names = archive.namelist()
+    expected = {MANIFEST, *(_member_name(label) for label in MODELS)}
+    if MANIFEST not in names:
+        raise BackupError(f"{path} is not a backup of this site: it has no {MANIFEST}.")
+    strangers = sorted(set(names) - expected)
+    if strangers or len(names) != len(set(names)):
+        raise BackupError(
+            f"{path} holds {strangers[0] if strangers else 'a member twice'!r}, which no backup of this "
+            "site holds: it was changed or is not ours. Nothing was restored."
+        )
+    total = 0
+    for info in archive.infolist():
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise BackupError(f"{path}: {info.filename} is a symbolic link. Nothing was restored.")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_RATIO:
+            raise BackupError(
+                f"{path}: {info.filename} would unpack to {info.file_size:,} bytes ({ratio:.0f}x its "
+                "packed size): refused as a possible zip bomb. Nothing was restored."
+            )
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise BackupError(f"{path} would unpack to {total:,} bytes: refused. Nothing was restored.")
+    if archive.getinfo(MANIFEST).file_size > MAX_MANIFEST_BYTES:
+        raise BackupError(f"{path}: its manifest is too large to be ours. Nothing was restored.")
+    try:
+        data = json.loads(archive.read(MANIFEST))
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise BackupError(f"{path}: its manifest cannot be read ({exc}). Nothing was restored.") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise BackupError(f"{path} is not a backup of this site (its manifest is not ours).")
+    if data.get("format") != FORMAT_VERSION:
+        raise BackupError(
+            f"{path} is in backup format {data.get('format')!r}; this version reads format "
+            f"{FORMAT_VERSION}. Restore it with the version that made it ({data.get('app_version')})."
+        )
+    members = data.get("members")
+    if not isinstance(members, dict) or set(members) != set(MODELS) or set(names) != expected:
+        raise BackupError(f"{path}: the manifest does not list the models this version backs up.")
+    here = migration_state()
+    if data.get("migrations") != here:
+        app = next(app for app in APPS if (data.get("migrations") or {}).get(app) != here[app])
+        raise BackupError(
+            f"{path} was made at another migration state of {app!r} (by version "
+            f"{data.get('app_version')}). Restore it with that version, or bring both to the same "
+            "migrations (manage.py migrate) first. Nothing was restored."
+        )
+    for label, member in members.items():
+        digest, size = hashlib.sha256(), 0
+        try:
+            with archive.open(_member_name(label)) as stream:
+                for block in iter(lambda stream=stream: stream.read(1024 * 1024), b""):
+                    digest.update(block)
+                    size += len(block)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise BackupError(f"{path}: {label} cannot be read ({exc}): the file is damaged.") from None
+        expected_digest = member.get("sha256") if isinstance(member, dict) else None
+        if digest.hexdigest() != expected_digest or size != member.get("bytes"):
+            raise BackupError(
+                f"{path}: {label} does not match its checksum: the file is damaged or was changed. "
+                "Nothing was restored."
+            )
+    return Manifest(data)
+
+
+# --- Restoring ------------------------------------------------------------------------------------
+
+
+def restore_plan(path: Path) -> RestorePlan:
+    manifest = verify(path)
+    current = {label: _model(label)._default_manager.count() for label in MODELS}
+    return RestorePlan(manifest=manifest, current=current)
+
+
+def restore(path: Path, *, user=None, safety: bool = True) -> tuple[RestorePlan, Backup | None]:
+    """Verify ``path``, take a safety backup of the data now (unless ``safety`` is False), then
+    replace every row of the backed-up models with the backup's, in one transaction."""
+    plan = restore_plan(path)
+    before = None
+    if safety:
+        note = f"before restoring {Path(path).name}"
+        before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
+    with zipfile.ZipFile(path) as archive, transaction.atomic():
+        _empty()
+        for label in MODELS:
+            with archive.open(_member_name(label)) as member:
+                _load(label, io.TextIOWrapper(member, encoding="utf-8"))
+        _dangling_links_clear()
+        _sequences_reset()
+    transaction.on_commit(_caches_forget)
+    return plan, before
+
+
+def _empty() -> None:
+    """Every row the restore replaces, the users' group and permission links with them."""
+    User, Group = get_user_model(), _model("auth.group")
+    for through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+        through.objects.all()._raw_delete(connection.alias)
+    for label in reversed((*MODELS, *TRANSIENT)):
+        _model(label)._default_manager.all()._raw_delete(connection.alias)
+
+
+def _dangling_links_clear() -> None:
+    """Rows kept here that named a user the backup does not have: the admin's log of their actions
+    goes, a backup record keeps no author."""
+    from django.contrib.admin.models import LogEntry
+
+    users = get_user_model()._default_manager.values("pk")
+    LogEntry.objects.exclude(user__in=users).delete()
+    Backup.objects.exclude(created_by=None).exclude(created_by__in=users).update(created_by=None)
+
+
+@contextmanager
+def _dates_as_given(model) -> Iterator[None]:
+    """bulk_create stamps auto_now(_add) fields with the present moment: a restore keeps the
+    backup's dates instead."""
+    stamped = [
+        f
+        for f in model._meta.concrete_fields
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    flags = [(f.auto_now, f.auto_now_add) for f in stamped]
+    for f in stamped:
+        f.auto_now = f.auto_now_add = False
+    try:
+        yield
+    finally:
+        for f, (auto_now, auto_now_add) in zip(stamped, flags, strict=True):
+            f.auto_now, f.auto_now_add = auto_now, auto_now_add
+
+
+def _load(label: str, stream) -> None:
+    model = _model(label)
+    batch = []
+    links = []
+    with _dates_as_given(model):
+        for obj in serializers.deserialize("jsonl", stream, handle_forward_references=False):
+            if obj.m2m_data:
+                links.append((obj.object, obj.m2m_data))
+            batch.append(obj.object)
+            if len(batch) >= BATCH:
+                model._default_manager.bulk_create(batch)
+                batch = []
+        if batch:
+            model._default_manager.bulk_create(batch)
+    for instance, m2m in links:
+        for name, values in m2m.items():
+            getattr(instance, name).set(values)
+
+
+def _sequences_reset() -> None:
+    """After rows were inserted with their own ids, PostgreSQL's sequences still start at 1: the next
+    insert would collide (loaddata's classic failure). SQLite needs nothing."""
+    models = [_model(label) for label in MODELS]
+    statements = connection.ops.sequence_reset_sql(no_style(), models)
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+
+
+def _caches_forget() -> None:
+    """Derived data cached from what was replaced: usage days, results and analyses, the snapshot
+    of prices and budgets (the whole cache goes: every entry in it was worked out from the data).
+    The data is restored by then: a cache that is away is reported, not raised."""
+    from django.core.cache import caches
+
+    from costs import snapshot
+    from costs.usage_days import forget_usage_days
+
+    snapshot.forget()
+    for forget in (forget_usage_days, caches["default"].clear):
+        try:
+            forget()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.warning("after the restore, the cache could not be cleared (%s)", type(exc).__name__)
+
+
+def content_digests() -> dict[str, str]:
+    """A SHA-256 of each backed-up model's rows as this installation reads them (canonical JSON, in
+    key order): equal digests mean equal content, whichever database engine holds it."""
+    digests = {}
+    for label in MODELS:
+        digest = hashlib.sha256()
+        rows = serializers.serialize(
+            "python", _queryset(label).iterator(chunk_size=CHUNK), use_natural_foreign_keys=True
+        )
+        for row in rows:
+            digest.update(json.dumps(row, sort_keys=True, cls=DjangoJSONEncoder).encode())
+        digests[label] = digest.hexdigest()
+    return digests
+
+
+# --- Listing and pruning --------------------------------------------------------------------------
+
+
+def backups_listed() -> Iterator[Backup]:
+    return Backup.objects.select_related("created_by").all()
