@@ -30,7 +30,8 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 from django.apps import apps
@@ -74,6 +75,18 @@ MAX_RATIO = 200  # uncompressed / compressed: JSON compresses ~10x, a zip bomb t
 MAX_MANIFEST_BYTES = 1024**2
 BATCH = 1000
 CHUNK = 2000
+
+
+class _Encoder(DjangoJSONEncoder):
+    """Django's, without its loss: it writes times to the millisecond (ECMA-262), and a restore must
+    give back the microseconds every timestamp was stored with."""
+
+    def default(self, o):
+        if isinstance(o, datetime):
+            return o.isoformat().replace("+00:00", "Z")
+        if isinstance(o, dt_time):
+            return o.isoformat()
+        return super().default(o)
 
 
 class BackupError(Exception):
@@ -202,6 +215,7 @@ def _write(path: Path, now: datetime) -> Manifest:
                         _queryset(label).iterator(chunk_size=CHUNK),
                         stream=writer,
                         use_natural_foreign_keys=label in ("auth.user", "auth.group"),
+                        cls=_Encoder,
                     )
                 digest = writer.sha256.hexdigest()
                 members[label] = {"rows": writer.lines, "bytes": writer.size, "sha256": digest}
@@ -435,7 +449,7 @@ def content_digests() -> dict[str, str]:
             "python", _queryset(label).iterator(chunk_size=CHUNK), use_natural_foreign_keys=True
         )
         for row in rows:
-            digest.update(json.dumps(row, sort_keys=True, cls=DjangoJSONEncoder).encode())
+            digest.update(json.dumps(row, sort_keys=True, cls=_Encoder).encode())
         digests[label] = digest.hexdigest()
     return digests
 
@@ -445,3 +459,36 @@ def content_digests() -> dict[str, str]:
 
 def backups_listed() -> Iterator[Backup]:
     return Backup.objects.select_related("created_by").all()
+
+
+def prune_plan(*, keep_days: int, keep_last: int, now=None) -> list[Backup]:
+    """The backups that rotation deletes: finished ones older than ``keep_days`` beyond the newest
+    ``keep_last``, and failed records older than ``keep_days``. The newest good backup is never
+    among them, whatever the numbers."""
+    if keep_days < 0 or keep_last < 1:
+        raise BackupError("Keep at least 0 days and at least the last backup (--keep-last 1 or more).")
+    cutoff = (now or timezone.now()) - timedelta(days=keep_days)
+    done = list(Backup.objects.filter(status=Backup.Status.DONE).order_by("-started_at", "-id"))
+    old_done = [backup for backup in done[keep_last:] if backup.started_at < cutoff]
+    old_failed = Backup.objects.filter(status=Backup.Status.FAILED, started_at__lt=cutoff)
+    return [*old_done, *old_failed]
+
+
+def prune(*, keep_days: int, keep_last: int) -> list[Backup]:
+    """Delete what ``prune_plan`` names: the file, then its record. Returns what was deleted."""
+    deleted = []
+    for backup in prune_plan(keep_days=keep_days, keep_last=keep_last):
+        if backup.status == Backup.Status.DONE:
+            Path(backup.name).unlink(missing_ok=True)
+        pk = backup.pk
+        backup.delete()
+        backup.pk = pk  # the caller is told which
+        deleted.append(backup)
+    return deleted
+
+
+def backup_scheduled() -> Backup:
+    """The daily schedule's work: a backup, then the rotation (BACKUP_KEEP_DAYS, BACKUP_KEEP_LAST)."""
+    backup = backup_create(trigger=Backup.Trigger.SCHEDULE)
+    prune(keep_days=settings.BACKUP_KEEP_DAYS, keep_last=settings.BACKUP_KEEP_LAST)
+    return backup

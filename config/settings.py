@@ -289,6 +289,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))).expanduser().resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "media"
+BACKUP_KEEP_DAYS = env_int("BACKUP_KEEP_DAYS", 30, minimum=0, maximum=3650)  # rotation of the daily backup
+BACKUP_KEEP_LAST = env_int("BACKUP_KEEP_LAST", 7, minimum=1, maximum=1000)  # ... and at least this many
 # Where manage.py backup writes (created owner-only); DATA_DIR/backups when unset.
 BACKUP_DIR = (
     Path(env_str("BACKUP_DIR")).expanduser().resolve() if env_str("BACKUP_DIR") else DATA_DIR / "backups"

@@ -41,6 +41,7 @@ Status = OptimizationRun.Status
 
 SWEEP_SCHEDULE = "optimizer: recover runs whose worker died"
 RECONCILE_SCHEDULE = "costs: reconcile budget totals with usage records"
+BACKUP_SCHEDULE = "backups: the daily backup, with rotation"
 GRACE_S = 5  # a queued run younger than this may still have its token on the way (a spare one is harmless)
 GAVE_UP = (
     "The worker running this optimization stopped {attempts} times, so it was not started again. "
@@ -274,11 +275,12 @@ def sweep() -> SweepReport:
 
 
 def sweep_schedule_ensure() -> None:
-    """The minute schedule of the sweep, and the hourly reconciliation of the budgets' running
-    totals, on the fast queue (never behind model calls); each created when missing, left alone
-    when present (an administrator may have changed or paused it)."""
+    """The minute schedule of the sweep, the hourly reconciliation of the budgets' running totals and
+    the daily backup, on the fast queue (never behind model calls); each created when missing, left
+    alone when present (an administrator may have changed or paused it)."""
     schedule_ensure(SWEEP_SCHEDULE, "optimizer.tasks.sweep_task", minutes=1)
     schedule_ensure(RECONCILE_SCHEDULE, "costs.tasks.spend_reconcile_task", minutes=60)
+    schedule_ensure(BACKUP_SCHEDULE, "backups.tasks.backup_scheduled_task", minutes=24 * 60)
 
 
 def schedule_ensure(name: str, func: str, *, minutes: int) -> None:
