@@ -13,12 +13,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
-from django_htmx.http import push_url, reswap, retarget
+from django_htmx.http import push_url, replace_url, reswap, retarget
 
 from optimizer import diffing, limits, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
@@ -32,7 +33,7 @@ HISTORY_PAGE_SIZE = 25
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def optimize(request):
     """The optimize form; a valid submission saves the prompt and a run, then shows its progress."""
     form = OptimizeForm(request.POST or None)
@@ -59,7 +60,9 @@ def optimize(request):
             form.add_error(None, error.message)
         else:
             return _to_run_page(request, run)
-    template = "optimizer/optimize.html#optimize-form" if request.htmx else "optimizer/optimize.html"
+    template = (
+        "optimizer/optimize.html#optimize-form" if _partial_wanted(request) else "optimizer/optimize.html"
+    )
     return _render(request, template, _optimize_context(form), refusal)
 
 
@@ -334,23 +337,51 @@ def run_delete(request, pk: int):
 
 
 @require_safe
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def history(request):
     form = HistoryFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    runs = selectors.history_runs(owner=request.user, filters=filters)
+    valid = form.is_valid()
+    runs = selectors.history_runs(owner=request.user, filters=form.cleaned_data if valid else {})
     page = Paginator(runs, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = _filters_query(form)
     context = {
         "form": form,
         "page": page,
         "rows": _history_rows(page.object_list.values(*selectors.HISTORY_ROW_FIELDS)),
-        "query": query.urlencode(),
+        "query": query,
+        "export_query": query if valid else "",  # an invalid filter shows everything: so does the file
         "form_key": _form_key(form),
     }
-    template = "optimizer/history.html#history-results" if request.htmx else "optimizer/history.html"
-    return render(request, template, context)
+    if not _partial_wanted(request):
+        return render(request, "optimizer/history.html", context)
+    response = render(request, "optimizer/history.html#history-results", context | {"oob_exports": True})
+    # The address of the request answered, not one behind, so the page and a bookmark agree; the same
+    # address again (Enter after the search has run) is no new step for Back.
+    address = _address(reverse("optimizer:history"), query, f"page={page.number}" if page.number > 1 else "")
+    if address == request.htmx.current_url_abs_path:
+        return replace_url(response, address)
+    return push_url(response, address)
+
+
+def _partial_wanted(request) -> bool:
+    """An htmx request gets the region it swaps; Back to a page htmx did not keep (a history restore)
+    gets the whole page, drawn from its address alone."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _filters_query(form) -> str:
+    """The filters submitted, in the form's order and without the empty ones: what the address, the
+    pages and the export links carry."""
+    if not form.is_bound:
+        return ""
+    return urlencode(
+        [(name, value) for name in form.fields for value in form.data.getlist(name) if value.strip()]
+    )
+
+
+def _address(path: str, *queries: str) -> str:
+    query = "&".join(part for part in queries if part)
+    return f"{path}?{query}" if query else path
 
 
 TYPE_LABELS = dict(Prompt.Type.choices)
