@@ -128,11 +128,19 @@ SPEND_GROUPS = {"model": ("provider", "model"), "provider": ("provider",), "oper
 TOP = 8  # bars in a "by" chart; the rest are summed as "Other"
 
 
+def operation_label(operation: str) -> str:
+    """An operation as people read it: "deconstruct:repair" is "Deconstruct (repair)"."""
+    name, _, detail = operation.partition(":")
+    label = name.replace("_", " ")
+    label = label[:1].upper() + label[1:]
+    return f"{label} ({detail.replace(':', ', ')})" if detail else label
+
+
 def spend_by(groups: list[UsageGroup], group: str) -> list[dict]:
     """Spend and calls per model, provider or operation, most expensive first, unpriced calls
     counted apart; past the first ``TOP``, the rest as one "Other" row."""
     rows = [
-        {"label": names if isinstance(names, str) else " / ".join(names)}
+        {"label": operation_label(names) if group == "operation" else _joined(names)}
         | _summed(items, ("spend", "calls", "unpriced"))
         for names, items in _gathered(groups, *SPEND_GROUPS[group]).items()
     ]
@@ -147,6 +155,10 @@ def spend_by(groups: list[UsageGroup], group: str) -> list[dict]:
         }
         rows = [*rows[: TOP - 1], other]
     return rows
+
+
+def _joined(names: str | tuple[str, ...]) -> str:
+    return names if isinstance(names, str) else " / ".join(names)
 
 
 def _within(groups: list[UsageGroup], start: date, end: date) -> list[UsageGroup]:

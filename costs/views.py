@@ -52,20 +52,17 @@ def dashboard(request):
             "query_string": urlencode(query),
             "method": METHOD,
             "min_days": MIN_DAYS,
-            "charts": [
-                {"title": title, "url": reverse(name), "type": kind, "money": money}
-                for title, name, kind, money in CHARTS
-            ],
+            "charts": [{"title": title, "url": reverse(name), "type": kind} for title, name, kind in CHARTS],
         },
     )
 
 
-CHARTS = [  # title, URL name, Chart.js type, whether the values are dollars
-    ("Spend per day", "costs:chart-spend-per-day", "line", True),
-    ("Tokens per day", "costs:chart-tokens-per-day", "line", False),
-    ("Spend by model", "costs:chart-by-model", "bar", True),
-    ("Spend by provider", "costs:chart-by-provider", "bar", True),
-    ("Spend by stage", "costs:chart-by-operation", "bar", True),
+CHARTS = [  # title, URL name, Chart.js type (bars for sums: a day's, a model's)
+    ("Spend per day", "costs:chart-spend-per-day", "bar"),
+    ("Tokens per day", "costs:chart-tokens-per-day", "bar"),
+    ("Spend by model", "costs:chart-by-model", "bar"),
+    ("Spend by provider", "costs:chart-by-provider", "bar"),
+    ("Spend by stage", "costs:chart-by-operation", "bar"),
 ]
 
 
@@ -110,10 +107,13 @@ EXPORT_FIELDS = [
 
 class _UsageChart(BaseLineChartView):
     """A django-chartjs JSON view over the usage records of the asked range and scope (labels and
-    datasets, as Chart.js takes them). Amounts go out as numbers rounded for display."""
+    datasets, as Chart.js takes them). Amounts go out as numbers rounded for display. Each dataset
+    names its axis (``yAxisID``: "usd" for dollars, "count" for tokens and calls) and whether it
+    starts hidden, so the page draws what the data calls for."""
 
     http_method_names = ["get", "head"]
     colors = [(79, 70, 229), (13, 148, 136), (217, 119, 6), (190, 24, 93), (100, 116, 139)]
+    axes = ("usd",)  # of each dataset, in order
 
     def get(self, request, *args, **kwargs):
         self.scope = _scope(request)
@@ -132,6 +132,9 @@ class _UsageChart(BaseLineChartView):
         """Our palette (indigo, teal, amber...) instead of the package's, which starts with gray."""
         return itertools.cycle(self.colors)
 
+    def get_dataset_options(self, index, color):
+        return super().get_dataset_options(index, color) | {"yAxisID": self.axes[index]}
+
 
 class SpendPerDayChart(_UsageChart):
     def get_labels(self):
@@ -146,6 +149,8 @@ class SpendPerDayChart(_UsageChart):
 
 
 class TokensPerDayChart(SpendPerDayChart):
+    axes = ("count", "count", "count")
+
     def get_providers(self):
         return ["Input tokens (cached included)", "Cached input tokens", "Output tokens"]
 
@@ -156,7 +161,11 @@ class TokensPerDayChart(SpendPerDayChart):
 
 
 class SpendByChart(_UsageChart):
+    """Spend and calls per model, provider or stage. The calls show from the legend on demand, or
+    from the start when nothing in the range has a price (unpriced models): bars of $0 say nothing."""
+
     group = ""
+    axes = ("usd", "count")
 
     def get_labels(self):
         self.rows = selectors.spend_by(self.usage, self.group)
@@ -167,6 +176,11 @@ class SpendByChart(_UsageChart):
 
     def get_data(self):
         return [[_dollars(row["spend"]) for row in self.rows], [row["calls"] for row in self.rows]]
+
+    def get_datasets(self):
+        spend, calls = super().get_datasets()
+        paid = any(spend["data"])
+        return [spend | {"hidden": not paid}, calls | {"hidden": paid}]
 
 
 def _dollars(amount) -> float:

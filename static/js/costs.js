@@ -22,15 +22,15 @@
   }
 
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  var DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
   var DAY_LABEL_PX = 64;  // room for one "Nov 21" and the gap to the next
 
   function dayLabels(canvas) {
     // "2026-11-21" reads as "Nov 21" on the axis, as many as fit the chart's width (at most seven,
-    // the last day always); the JSON keeps ISO dates, and other labels pass as they are.
+    // the last day always); the JSON keeps ISO dates.
     return function (label, index, labels) {
-      var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label);
-      if (!match) { return label; }
+      var match = DAY.exec(label);
       var fit = Math.max(2, Math.min(7, Math.floor(canvas.clientWidth / DAY_LABEL_PX)));
       var step = Math.ceil(labels.length / fit);
       if ((labels.length - 1 - index) % step !== 0) { return null; }
@@ -38,16 +38,47 @@
     };
   }
 
+  function nameLabels(canvas) {
+    // A model's, a provider's or a stage's name, slanted under its bar, cut to what the chart's
+    // height leaves room for (in a chart under 480 px wide, "Anthropic / claude-sonnet-4-5" reads
+    // "claude-sonnet-4-5": longer labels were cut off at the edge); the tooltip shows it whole.
+    return function (label) {
+      var room = canvas.clientWidth < 480 ? 20 : 28;
+      var text = String(label);
+      if (text.length > room && text.indexOf(" / ") !== -1) { text = text.split(" / ").pop(); }
+      return text.length > room ? text.slice(0, room - 1) + "\u2026" : text;
+    };
+  }
+
+  var AXES = {
+    usd: function (value, index, values) { return axisMoney(Number(value), values); },
+    count: function (value) { return Number(value).toLocaleString(); }
+  };
+
+  function yAxes(datasets) {
+    // One axis for dollars and one for counts (tokens, calls), each shown while one of its
+    // datasets is; counts take whole-number ticks. The axis of what shows first is on the left,
+    // with the grid lines.
+    var ids = [];
+    datasets.filter(function (dataset) { return !dataset.hidden; })
+      .concat(datasets.filter(function (dataset) { return dataset.hidden; }))
+      .forEach(function (dataset) {
+        if (ids.indexOf(dataset.yAxisID) === -1) { ids.push(dataset.yAxisID); }
+      });
+    return ids.map(function (id, index) {
+      return {
+        id: id, display: "auto", position: index === 0 ? "left" : "right",
+        gridLines: {drawOnChartArea: index === 0},
+        ticks: {beginAtZero: true, precision: id === "count" ? 0 : undefined, callback: AXES[id]}
+      };
+    });
+  }
+
   function draw(canvas, payload) {
     var type = canvas.dataset.chartType || "line";
-    var stacked = type === "bar" && canvas.dataset.chartStacked === "true";
-    var money_axis = canvas.dataset.chartMoney === "true";
-    var datasets = payload.datasets.map(function (dataset, index) {
-      var result = Object.assign({}, dataset, {fill: false, lineTension: 0.2, borderWidth: 2, pointRadius: 2});
-      if (type === "bar" && index > 0) {
-        result.hidden = true;  // "Calls": shown from the legend on demand
-      }
-      return result;
+    var days = payload.labels.every(function (label) { return DAY.test(label); });
+    var datasets = payload.datasets.map(function (dataset) {
+      return Object.assign({fill: false, lineTension: 0.2, borderWidth: 2, pointRadius: 2}, dataset);
     });
     new Chart(canvas, {
       type: type,
@@ -60,17 +91,18 @@
         tooltips: {
           callbacks: {
             label: function (item, data) {
-              var name = data.datasets[item.datasetIndex].label || "";
+              var dataset = data.datasets[item.datasetIndex];
               var value = Number(item.yLabel);
-              return name + ": " + (money_axis && name.indexOf("USD") !== -1 ? money(value) : value.toLocaleString());
+              return (dataset.label || "") + ": " + (dataset.yAxisID === "usd" ? money(value) : value.toLocaleString());
             }
           }
         },
         scales: {
-          xAxes: [{stacked: stacked, ticks: {autoSkip: type === "bar", maxRotation: type === "bar" ? 40 : 0, callback: dayLabels(canvas)}}],
-          yAxes: [{stacked: stacked, ticks: {beginAtZero: true, callback: function (value, index, values) {
-            return money_axis ? axisMoney(Number(value), values) : Number(value).toLocaleString();
-          }}}]
+          xAxes: [{
+            ticks: days ? {autoSkip: false, maxRotation: 0, callback: dayLabels(canvas)}
+              : {autoSkip: false, maxRotation: 40, callback: nameLabels(canvas)}
+          }],
+          yAxes: yAxes(datasets)
         }
       }
     });

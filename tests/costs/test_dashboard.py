@@ -127,10 +127,52 @@ def test_spend_by_provider_and_stage_most_expensive_first_with_the_rest_as_other
     assert providers["labels"] == ["OpenAI", "Anthropic"]
     assert providers["datasets"][0]["data"] == [0.45, 0.3]
     assert providers["datasets"][1]["data"] == [10, 1]
-    assert stages["labels"][0] == "design" and len(stages["labels"]) == 8
+    assert stages["labels"][0] == "Design" and len(stages["labels"]) == 8
     assert stages["labels"][-1] == "Other (4)"
     assert models["labels"][-1].startswith("Other (")
     assert sum(models["datasets"][0]["data"]) == pytest.approx(0.75)
+
+
+def test_stages_are_named_as_people_read_them(owner, client):
+    record(owner, today_at(1), "0.02", operation="deconstruct:repair")
+    record(owner, today_at(1), "0.01", operation="deconstruct")
+    client.force_login(owner)
+
+    assert chart(client, "chart-by-operation")["labels"] == ["Deconstruct (repair)", "Deconstruct"]
+
+
+@pytest.mark.parametrize("name", ["chart-by-model", "chart-by-provider", "chart-by-operation"])
+def test_the_by_charts_show_calls_when_nothing_in_the_range_has_a_price(owner, client, name):
+    record(owner, today_at(1), None, provider="Local", model="llama3.1:8b")
+    client.force_login(owner)
+
+    spend, calls = chart(client, name)["datasets"]
+
+    assert (spend["label"], spend["hidden"], spend["yAxisID"]) == ("Spend (USD)", True, "usd")
+    assert (calls["label"], calls["hidden"], calls["yAxisID"], calls["data"]) == (
+        "Calls",
+        False,
+        "count",
+        [1],
+    )
+
+    record(owner, today_at(2), "0.01")
+    spend, calls = chart(client, name)["datasets"]
+
+    assert not spend["hidden"] and calls["hidden"]  # calls from the legend, on their own axis
+
+
+def test_daily_sums_are_bars_and_counts_have_their_own_axis(owner, client):
+    client.force_login(owner)
+
+    page = client.get(reverse("costs:dashboard")).content.decode()
+
+    for name in CHARTS:
+        assert f'data-chart-url="{reverse(f"costs:{name}")}?' in page
+    assert page.count('data-chart-type="bar"') == len(CHARTS)  # a day's spend rose as a line to one point
+    tokens = chart(client, "chart-tokens-per-day")["datasets"]
+    assert {dataset["yAxisID"] for dataset in tokens} == {"count"}  # whole-number ticks, 0 and 1 when empty
+    assert [dataset["yAxisID"] for dataset in chart(client, "chart-spend-per-day")["datasets"]] == ["usd"]
 
 
 def test_the_range_filters_charts_tables_and_export(owner, client):
@@ -217,9 +259,12 @@ def test_unpriced_models_and_calls_are_flagged_not_counted_as_free(owner, staff_
 
     page = staff_client.get(reverse("costs:dashboard")).content.decode()
 
-    assert "Unpriced: Local / llama3.1:8b." in page
+    assert "Unpriced: Local / llama3.1:8b (" in page
     assert "1 call went to models with no known price" in page
-    assert reverse("admin:costs_modelprice_add") in page
+    link = f"{reverse('admin:costs_modelprice_add')}?model={local.models.get().pk}"
+    assert f'<a href="{link}">add a price</a>' in page
+    form = staff_client.get(link).content.decode()
+    assert f'<option value="{local.models.get().pk}" selected>Local · llama3.1:8b</option>' in form
 
 
 def test_the_export_streams_records_with_formulas_escaped(owner, client):
