@@ -13,6 +13,7 @@ PRESET_CHOICES = [("auto", "Auto: techniques picked from the diagnosis")] + [
     (slug, f"{name}: {description}") for slug, (name, description, _) in PRESETS.items()
 ] + [("none", "None: only the techniques ticked below")]  # fmt: skip
 TECHNIQUE_CHOICES = [(slug, technique.name) for slug, technique in TECHNIQUES.items()]
+TITLE_MAX = Prompt._meta.get_field("title").max_length
 
 
 # Choices given as functions: a form copies its fields for every request, and copying a function is
@@ -49,6 +50,14 @@ def prompt_text_validate(text: str) -> str:
     return text.replace("\r\n", "\n")
 
 
+def again_text(run: OptimizationRun) -> tuple[str, str]:
+    """The text a new version of ``run`` starts from, and what it is: the run's result, or the prompt
+    where the author kept their original or the run has no result."""
+    if run.status == OptimizationRun.Status.DONE and run.optimized_text and not run.kept_original:
+        return run.optimized_text, "result"
+    return run.prompt.text, "prompt"
+
+
 class OptimizeForm(forms.Form):
     text = forms.CharField(
         label="Prompt",
@@ -72,11 +81,38 @@ class OptimizeForm(forms.Form):
         initial=True,
     )
     title = forms.CharField(
-        label="Title", required=False, max_length=120, help_text="Optional; for your history."
+        label="Title", required=False, max_length=TITLE_MAX, help_text="Optional; for your history."
     )
     tags = forms.CharField(
         label="Tags", required=False, max_length=300, help_text="Optional, separated by commas."
     )
+    # "Optimize again with…": the version this submission continues, so it joins that run's versions.
+    parent = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    @classmethod
+    def again_with(cls, run: OptimizationRun, *, owner) -> "OptimizeForm":
+        """The form filled with a run's text (its result, or the original where the author kept it, or
+        where it has no result) and its settings, to change and submit as a new version of it."""
+        run_settings = run.settings or {}
+        title = run.prompt.title.removesuffix(" (again)")
+        return cls(
+            owner=owner,
+            initial={
+                "text": again_text(run)[0],
+                "type": run_settings.get("type", run.prompt.type),
+                "preset": run_settings.get("preset", "auto"),
+                "techniques": run_settings.get("techniques", []),
+                "model": run_settings.get("model", "auto"),
+                "keep_spans": run_settings.get("keep_spans", True),
+                "title": f"{title[: TITLE_MAX - len(' (again)')]} (again)",
+                "tags": ", ".join(run.prompt.tags),
+                "parent": run.pk,
+            },
+        )
 
     def with_model_choices(self) -> "OptimizeForm":
         """Load the model menu: only drawing the form needs it, not validating a submission."""
@@ -94,6 +130,19 @@ class OptimizeForm(forms.Form):
 
     def clean_text(self) -> str:
         return prompt_text_validate(self.cleaned_data.get("text") or "")
+
+    def clean_parent(self) -> OptimizationRun | None:
+        """The owner's run this continues; another user's or a deleted one is refused alike."""
+        pk = self.cleaned_data.get("parent")
+        if pk is None:
+            return None
+        run = OptimizationRun.objects.filter(pk=pk, owner=self.owner).first() if self.owner else None
+        if run is None:
+            raise forms.ValidationError(  # the form is drawn again without it: a new submission is new
+                "The version this was to continue has been deleted. Press Optimize again to save it as a new "
+                "prompt."
+            )
+        return run
 
     def clean_tags(self) -> list[str]:
         tags = [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
@@ -177,6 +226,21 @@ class AnswerForm(forms.Form):
     def rows(self) -> list[tuple[dict, forms.BoundField]]:
         """Each question beside its input, for the template."""
         return [(question, self[question["key"]]) for question in self.questions]
+
+
+class RunEditForm(forms.Form):
+    """The author's own version of a run's text, saved as a new version of the run."""
+
+    prefix = "edit"
+    text = forms.CharField(
+        label="Your version",
+        strip=False,
+        required=False,  # the empty case gets the prompt's own message
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}),
+    )
+
+    def clean_text(self) -> str:
+        return prompt_text_validate(self.cleaned_data.get("text") or "")
 
 
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)

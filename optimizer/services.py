@@ -17,6 +17,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from optimizer import caching, pipeline, runqueue
+from optimizer.builtin_engine.rubric import score
 from optimizer.engines import BuiltinEngine
 from optimizer.models import OptimizationRun, Prompt
 
@@ -342,3 +343,55 @@ def run_expire_stale(*, run: OptimizationRun) -> OptimizationRun:
     if runqueue.requeue_if_dead(run):
         run.refresh_from_db()
     return run
+
+
+EDITED_CHANGE = {
+    "what": "Edited by hand",
+    "why": "You changed the text yourself: the diff shows every change from the prompt it started from.",
+}
+
+
+@transaction.atomic
+def run_edit_save(*, run: OptimizationRun, text: str) -> OptimizationRun:
+    """Save the author's own edit of a run's text as a new version of it: a child run, done at once and
+    scored by the checklist like any other (no model call, no cost). It starts from the same prompt as
+    ``run`` (so its diagnosis still holds, and the diff and the scores show the whole way from there);
+    its settings say it was edited (``"edited": true``)."""
+    if run.status != OptimizationRun.Status.DONE:
+        raise ValidationError("Only a finished optimization's text can be edited: wait for it to finish.")
+    shown = run.prompt.text if run.kept_original else run.optimized_text
+    if text.strip() == shown.strip():
+        raise ValidationError("The text is as it was. Change it, then save it as a new version.")
+    if text.strip() == run.prompt.text.strip():
+        raise ValidationError(
+            "This is the prompt this version started from: use “Keep my original” to keep it instead."
+        )
+    before, after = score(run.prompt.text), score(text)
+    title = _title_from(run.prompt.title)
+    prompt = Prompt.objects.create(
+        owner=run.owner,
+        title=title if title.endswith("(edited)") else f"{title[:110]} (edited)",
+        text=run.prompt.text,
+        type=run.prompt.type,
+        tags=run.prompt.tags,
+    )
+    now = timezone.now()
+    return OptimizationRun.objects.create(
+        owner=run.owner,
+        prompt=prompt,
+        parent=run,
+        settings=run.settings | {"edited": True},
+        engine=OptimizationRun.Engine.BUILTIN,
+        status=OptimizationRun.Status.DONE,
+        deconstruction=run.deconstruction,
+        diagnosis=run.diagnosis,
+        optimized_text=text,
+        changes=[EDITED_CHANGE],
+        scores={"before": before, "after": after},
+        score_before=before["overall"],
+        score_after=after["overall"],
+        score_gain=after["overall"] - before["overall"],
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+    )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("runs/<int:pk>/diff/", views.run_diff, name="run-diff"),
     path("runs/<int:pk>/reoptimize/", views.run_reoptimize, name="run-reoptimize"),
     path("runs/<int:pk>/answer/", views.run_answer, name="run-answer"),
+    path("runs/<int:pk>/edit/", views.run_edit, name="run-edit"),
     path("runs/<int:pk>/keep-original/", views.run_keep_original, name="run-keep-original"),
     path("runs/<int:pk>/favorite/", views.run_favorite, name="run-favorite"),
     path("runs/<int:pk>/delete/", views.run_delete, name="run-delete"),

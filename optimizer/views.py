@@ -25,9 +25,10 @@ from optimizer import diffing, limits, selectors, services
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.builtin_engine.rubric import CRITERIA
 from optimizer.exporting import csv_stream, read_ahead
-from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm, errors_text
+from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm, RunEditForm, again_text, errors_text
 from optimizer.health import health_report, run_check
 from optimizer.models import OptimizationRun, Prompt
+from optimizer.navigation import nav_items
 
 HISTORY_PAGE_SIZE = 25
 
@@ -35,8 +36,14 @@ HISTORY_PAGE_SIZE = 25
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def optimize(request):
-    """The optimize form; a valid submission saves the prompt and a run, then shows its progress."""
-    form = OptimizeForm(request.POST or None)
+    """The optimize form (``?from=<run>``: filled with that run's text and settings, to change and
+    submit as a new version of it); a valid submission saves the prompt and a run, then shows its page."""
+    source = None
+    if request.method == "GET" and "from" in request.GET:
+        source = _run_from(request)
+        form = OptimizeForm.again_with(source, owner=request.user)
+    else:
+        form = OptimizeForm(request.POST or None, owner=request.user)
     refusal = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -54,16 +61,31 @@ def optimize(request):
                         model=data["model"],
                         keep_spans=data["keep_spans"],
                     ),
+                    parent=data["parent"],
                 )
         except limits.RunLimitExceeded as error:
             refusal = error
             form.add_error(None, error.message)
         else:
             return _to_run_page(request, run)
+    if form.is_bound:
+        source = getattr(form, "cleaned_data", {}).get("parent")
     template = (
         "optimizer/optimize.html#optimize-form" if _partial_wanted(request) else "optimizer/optimize.html"
     )
-    return _render(request, template, _optimize_context(form), refusal)
+    context = _optimize_context(form) | {
+        "source": source,
+        "starts_from": source and again_text(source)[1],
+    }
+    return _render(request, template, context, refusal)
+
+
+def _run_from(request) -> OptimizationRun:
+    """The run named by ``?from=``: the user's own, or 404 (as for any other address of a run)."""
+    pk = request.GET["from"]
+    if not pk.isdigit():
+        raise Http404("No such optimization.")
+    return selectors.run_for_user(request.user, int(pk))
 
 
 def _render(request, template: str, context: dict, refusal: limits.RunLimitExceeded | None = None):
@@ -83,7 +105,11 @@ def _to_run_page(request, run: OptimizationRun):
     a client redirect took two."""
     if not request.htmx:
         return redirect("optimizer:run", pk=run.pk)
-    context = _run_context(run, lazy_diff=True) | {"chain": selectors.version_chain(run, new=True)}
+    context = _run_context(run, lazy_diff=True) | {
+        "chain": selectors.version_chain(run, new=True),
+        # Drawn for the address pushed, not the one posted to: no section is current, as on a reload.
+        "nav_items": [item | {"current": False} for item in nav_items(request)],
+    }
     response = render(request, "optimizer/run.html", context)
     response = reswap(retarget(response, "body"), "innerHTML show:window:top")
     return push_url(response, reverse("optimizer:run", args=[run.pk]))
@@ -111,6 +137,7 @@ def _run_context(
     *,
     lazy_diff: bool = False,
     answer_form: AnswerForm | None = None,
+    edit_form: RunEditForm | None = None,
 ) -> dict:
     """What the run panel shows. ``lazy_diff``: the diff, the heaviest part, is fetched by htmx right
     after the panel is swapped in, so the result appears sooner."""
@@ -124,13 +151,20 @@ def _run_context(
             issue.get("severity") in SERIOUS for issue in (run.diagnosis or {}).get("issues", [])
         )
         answered = bool((run.settings or {}).get("answers"))
+        context["edited"] = edited = bool((run.settings or {}).get("edited"))  # by hand: no engine wrote it
         context["reoptimized"] = bool(run.parent_id) and not answered  # its prompt is the previous result
         context["good_shape"] = (
-            run.engine == OptimizationRun.Engine.BUILTIN and not context["serious"] and not answered
+            run.engine == OptimizationRun.Engine.BUILTIN
+            and not context["serious"]
+            and not answered
+            and not edited
         )
         # The built-in engine is idempotent: a second pass over its own result changes nothing.
-        context["can_reoptimize"] = not context["unchanged"] and run.engine != OptimizationRun.Engine.BUILTIN
+        context["can_reoptimize"] = (
+            not context["unchanged"] and run.engine != OptimizationRun.Engine.BUILTIN and not edited
+        )
         context["answer_form"] = answer_form or AnswerForm(run.questions)
+        context["edit_form"] = edit_form or RunEditForm(initial={"text": again_text(run)[0]})
         context["answers_given"] = sorted((run.settings.get("answers") or {}).items())
         context["body_key"] = _result_digest(run)
         context["deconstruction_rows"] = [
@@ -300,6 +334,32 @@ def run_answer(request, pk: int):
     if request.htmx:
         return _render(request, "optimizer/run.html#answers", {"run": run, "answer_form": form}, refusal)
     context = _run_context(run, answer_form=form) | {"chain": selectors.version_chain(run)}
+    return _render(request, "optimizer/run.html", context, refusal)
+
+
+@require_POST
+def run_edit(request, pk: int):
+    """The author's own edit of a run's text, saved as a new version of it (scored, no model call)."""
+    run = selectors.run_for_user(request.user, pk)
+    form = RunEditForm(request.POST)
+    refusal = None
+    if form.is_valid():
+        try:
+            with limits.run_limit_held(owner=request.user):
+                child = services.run_edit_save(run=run, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            if run.status != OptimizationRun.Status.DONE:  # its page has no edit form to say it in
+                messages.error(request, error.messages[0])
+                return redirect("optimizer:run", pk=run.pk)
+            form.add_error(None, error)
+        except limits.RunLimitExceeded as error:
+            refusal = error
+            form.add_error(None, error.message)
+        else:
+            return _to_run_page(request, child)
+    if request.htmx:
+        return _render(request, "optimizer/run.html#edit", {"run": run, "edit_form": form}, refusal)
+    context = _run_context(run, edit_form=form) | {"chain": selectors.version_chain(run)}
     return _render(request, "optimizer/run.html", context, refusal)
 
 
