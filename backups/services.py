@@ -24,7 +24,9 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import stat
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -40,7 +42,7 @@ from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
@@ -73,6 +75,7 @@ MAX_MEMBER_BYTES = 8 * 1024**3  # uncompressed, per member
 MAX_TOTAL_BYTES = 16 * 1024**3
 MAX_RATIO = 200  # uncompressed / compressed: JSON compresses ~10x, a zip bomb thousands of times
 MAX_MANIFEST_BYTES = 1024**2
+SNAPSHOT_ALIAS = "backup-snapshot"
 BATCH = 1000
 CHUNK = 2000
 
@@ -200,19 +203,13 @@ def _write(path: Path, now: datetime) -> Manifest:
     members = {}
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        # One snapshot for every read, so the members agree with each other (a usage record never
-        # names a run the backup lacks). SQLite's transaction holds the write lock meanwhile.
-        outermost = not connection.in_atomic_block  # else its isolation is already set
-        with transaction.atomic():
-            if connection.vendor == "postgresql" and outermost:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with _reading_snapshot() as alias:
             for label in MODELS:
                 with archive.open(_member_name(label), "w", force_zip64=True) as member:
                     writer = _HashingWriter(member)
                     serializers.serialize(
                         "jsonl",
-                        _queryset(label).iterator(chunk_size=CHUNK),
+                        _queryset(label).using(alias).iterator(chunk_size=CHUNK),
                         stream=writer,
                         use_natural_foreign_keys=label in ("auth.user", "auth.group"),
                         cls=_Encoder,
@@ -235,6 +232,49 @@ def _write(path: Path, now: datetime) -> Manifest:
         raw.flush()
         os.fsync(raw.fileno())
     return manifest
+
+
+@contextmanager
+def _reading_snapshot() -> Iterator[str]:
+    """The database alias a backup reads from: one state of all the data, so the members agree (a
+    usage record never names a run the backup lacks).
+
+    PostgreSQL: this connection, in a REPEATABLE READ transaction. SQLite: a transaction would hold
+    the write lock for the whole backup (writers fail after the 20 s busy timeout), so the database
+    is first copied with SQLite's online backup (a read: in WAL mode writers go on) into an
+    owner-only file beside the backups, read through a connection of its own, then deleted."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        # Inside a caller's transaction its state is the one to back up (and SQLite's online backup
+        # cannot read from a connection that is writing).
+        outermost = not connection.in_atomic_block  # else its isolation is already set
+        with transaction.atomic():
+            if connection.vendor == "postgresql" and outermost:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield DEFAULT_DB_ALIAS
+        return
+    descriptor, name = tempfile.mkstemp(prefix=".snapshot-", suffix=".sqlite3", dir=backup_dir())
+    os.close(descriptor)  # mkstemp made it 0600
+    try:
+        connection.ensure_connection()
+        copy = sqlite3.connect(name)
+        try:
+            connection.connection.backup(copy)
+        finally:
+            copy.close()
+        connections.settings[SNAPSHOT_ALIAS] = connections.settings[DEFAULT_DB_ALIAS] | {
+            "NAME": name,
+            "CONN_MAX_AGE": 0,
+        }
+        try:
+            yield SNAPSHOT_ALIAS
+        finally:
+            connections[SNAPSHOT_ALIAS].close()
+            del connections[SNAPSHOT_ALIAS]
+            del connections.settings[SNAPSHOT_ALIAS]
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(name + suffix).unlink(missing_ok=True)
 
 
 def _file_sha256(path: Path) -> str:

@@ -284,3 +284,24 @@ def test_a_backup_crosses_between_sqlite_and_postgresql_with_equal_content(data,
     Prompt.objects.all().delete()
     services.restore(back, safety=False)
     assert services.content_digests() == here
+
+
+def test_outside_a_transaction_sqlite_is_read_from_a_copy_that_is_then_deleted(tmp_path):
+    """As the command and the schedule run it, on a site of its own: no transaction holds SQLite's
+    write lock during the backup; it reads a copy made by SQLite's online backup, deleted after."""
+    from tests.support import clean_env, manage
+
+    folder = tmp_path / "site-backups"
+    env = clean_env(DATA_DIR=str(tmp_path / "site"), BACKUP_DIR=str(folder))
+    for command in (["migrate", "-v0"], ["createcachetable"], ["ensure_superuser"]):
+        assert manage(*command, env=env).returncode == 0
+    assert manage("optimize", "Explain tides to a child.", "--engine", "builtin", env=env).returncode == 0
+
+    made = manage("backup", env=env)
+
+    assert made.returncode == 0, made.stderr
+    assert "optimizer.optimizationrun: 1" in made.stdout
+    files = [path.name for path in folder.iterdir()]
+    assert len(files) == 1 and files[0].startswith("backup-") and files[0].endswith(".zip"), files
+    shown = manage("restore", str(folder / files[0]), "--dry-run", env=env)
+    assert shown.returncode == 0 and "Dry run: nothing was changed." in shown.stdout, shown.stderr
