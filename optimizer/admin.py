@@ -1,6 +1,8 @@
 import os
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from costs.models import usd
 from costs.selectors import price_override
@@ -69,7 +71,8 @@ class ModelChoiceAdmin(admin.ModelAdmin):
         own = price_override(model_id=choice.pk)
         prices = own or catalog_prices(choice.provider.price_catalog, choice.model_id)
         if prices is None:
-            return "unpriced: add a price under Costs → Model prices"
+            url = reverse("admin:costs_modelprice_add") + f"?model={choice.pk}"
+            return format_html('unpriced: <a href="{}">add a price</a>', url)
         cached = prices.cached_input if prices.cached_input is not None else "—"
         return f"{prices.input} · {prices.output} · {cached} ({'override' if own else 'genai-prices'})"
 

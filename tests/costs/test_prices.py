@@ -225,7 +225,8 @@ def test_the_model_admin_says_where_each_price_comes_from(db, fake, staff_client
 
     assert "0.15 · 0.6 · 0.075 (genai-prices)" in page
     assert "1.500000 · 6.000000 · — (override)" in page
-    assert page.count("unpriced: add a price") == 1  # the local model, not the built-in engine
+    assert page.count("unpriced: <a href") == 1  # the local model, not the built-in engine
+    assert f'{reverse("admin:costs_modelprice_add")}?model={local.pk}">add a price</a>' in page
     assert "free (runs here, no model call)" in page
     assert listed and local
 
