@@ -279,7 +279,7 @@ class HistoryFilterForm(forms.Form):
     date_to = DayField(label="To", required=False)
     favorite = forms.BooleanField(label="Favorites only", required=False)
     min_gain = forms.IntegerField(
-        label="Checklist gain at least", required=False, min_value=-100, max_value=100
+        label="Min. checklist gain", required=False, min_value=-100, max_value=100
     )
     sort = forms.ChoiceField(
         label="Sort",
