@@ -278,9 +278,7 @@ class HistoryFilterForm(forms.Form):
     date_from = DayField(label="From", required=False)
     date_to = DayField(label="To", required=False)
     favorite = forms.BooleanField(label="Favorites only", required=False)
-    min_gain = forms.IntegerField(
-        label="Min. checklist gain", required=False, min_value=-100, max_value=100
-    )
+    min_gain = forms.IntegerField(label="Min. checklist gain", required=False, min_value=-100, max_value=100)
     sort = forms.ChoiceField(
         label="Sort",
         required=False,
