@@ -36,14 +36,19 @@ def engine_version(run_settings: dict) -> str:
     return f"{LLMEngine.version}:{run_settings['model']}"
 
 
-def _engine(run: OptimizationRun, version: str):
+def _engine(run: OptimizationRun, version: str, progress: "_Progress"):
     if version == BuiltinEngine.version:
         return BuiltinEngine()
     choice = None
     if run.settings["model"] != "auto":
         choice = ModelChoice.objects.select_related("provider").filter(pk=run.settings["model"]).first()
     return LLMEngine(
-        model=choice, user_id=run.owner_id, run_id=run.pk, resumed=run.attempts > 1, coin=run_coin(run.pk)
+        model=choice,
+        user_id=run.owner_id,
+        run_id=run.pk,
+        resumed=run.attempts > 1,
+        coin=run_coin(run.pk),
+        progress=progress.note,
     )
 
 
@@ -75,8 +80,8 @@ def _execute(run: OptimizationRun) -> None:
                 error=FAILED_MESSAGE.format(error=type(exc).__name__),
                 finished_at=timezone.now(),
             )
-    runqueue.stage_answers_forget(run.pk)
-    if run.engine == OptimizationRun.Engine.LLM:
+    if run.engine == OptimizationRun.Engine.LLM:  # only model calls keep answers and breaker counts
+        runqueue.stage_answers_forget(run.pk)
         breaker.flush_pending()
 
 
@@ -130,10 +135,8 @@ def _pipeline(run: OptimizationRun) -> None:
     text, prompt_type = run.prompt.text, run.settings["type"]
     keep_spans = run.settings.get("keep_spans", True)
     version = engine_version(run.settings)  # looked up once: the model list could change mid-run
-    engine = _engine(run, version)
     progress = _Progress(run)
-    if isinstance(engine, LLMEngine):
-        engine.progress = progress.note
+    engine = _engine(run, version, progress)
 
     analysis_key = caching.analysis_key(text, prompt_type, engine.version, owner_id=run.owner_id)
     analysis = caching.cached(analysis_key)

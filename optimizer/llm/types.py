@@ -34,22 +34,23 @@ class Skip:
     status: int | None = None
     attempts: int = 0  # requests sent to it, retries included
 
+    @property
+    def why(self) -> str:
+        """The reason with its details: "error (ProviderError, HTTP 503, 3 attempts)"."""
+        details = [
+            self.error_class,
+            f"HTTP {self.status}" if self.status else "",
+            f"{self.attempts} attempts" if self.attempts > 1 else "",
+        ]
+        detail = ", ".join(filter(None, details))
+        return self.reason + (f" ({detail})" if detail else "")
+
     def __str__(self) -> str:
-        detail = ", ".join(
-            filter(
-                None,
-                [
-                    self.error_class,
-                    f"HTTP {self.status}" if self.status else "",
-                    f"{self.attempts} attempts" if self.attempts > 1 else "",
-                ],
-            )
-        )
-        return f"{self.provider}/{self.model}: {self.reason}" + (f" ({detail})" if detail else "")
+        return f"{self.provider}/{self.model}: {self.why}"
 
     def as_record(self) -> dict:
         """What a run keeps of it: the model and why it did not answer."""
-        return {"model": f"{self.provider} / {self.model}", "why": str(self).split(": ", 1)[1]}
+        return {"model": f"{self.provider} / {self.model}", "why": self.why}
 
 
 @dataclass

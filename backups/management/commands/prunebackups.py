@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from backups import services
+from backups.models import Backup
 
 
 class Command(BaseCommand):
@@ -26,5 +27,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{verb} {backup.name} ({backup.get_status_display()}, {backup.started_at:%Y-%m-%d})"
             )
-        kept = services.Backup.objects.count() - (len(doomed) if options["dry_run"] else 0)
+        kept = Backup.objects.count() - (len(doomed) if options["dry_run"] else 0)
         self.stdout.write(f"{verb} {len(doomed)} backup(s); {kept} kept.")
