@@ -29,7 +29,7 @@ import stat
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -165,16 +165,24 @@ def migration_state() -> dict[str, list[str]]:
 
 
 def backup_create(
-    *, output: Path | None = None, note: str = "", trigger: str = Backup.Trigger.COMMAND, user=None
+    *,
+    output: Path | None = None,
+    note: str = "",
+    trigger: str = Backup.Trigger.COMMAND,
+    user=None,
+    progress: Callable[[Backup, str, int, int], None] | None = None,
 ) -> Backup:
-    """Write a backup (to ``output``, or a new file in the backup folder) and its ``Backup`` record."""
+    """Write a backup (to ``output``, or a new file in the backup folder) and its ``Backup`` record.
+
+    ``progress(record, label, done, total)`` is called after each model's rows are written (``done``
+    of ``total`` models), for a page that shows the backup as it goes."""
     started = time.perf_counter()
     now = timezone.now()
     target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}.zip"
     record = Backup.objects.create(name=str(target), trigger=trigger, created_by=user, note=note[:200])
     partial = target.with_name(f".{target.name}.partial")
     try:
-        manifest = _write(partial, now)
+        manifest = _write(partial, now, (lambda *step: progress(record, *step)) if progress else None)
         os.replace(partial, target)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
@@ -199,7 +207,7 @@ def backup_create(
     return record
 
 
-def _write(path: Path, now: datetime) -> Manifest:
+def _write(path: Path, now: datetime, progress: Callable[[str, int, int], None] | None = None) -> Manifest:
     members = {}
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -216,6 +224,8 @@ def _write(path: Path, now: datetime) -> Manifest:
                     )
                 digest = writer.sha256.hexdigest()
                 members[label] = {"rows": writer.lines, "bytes": writer.size, "sha256": digest}
+                if progress:
+                    progress(label, len(members), len(MODELS))
             state = migration_state()
         manifest = Manifest(
             {

@@ -226,6 +226,22 @@ def test_a_failed_backup_leaves_no_file_that_looks_good(data, settings, tmp_path
     assert Backup.objects.get().status == "failed"
 
 
+def test_a_backup_reports_its_progress_model_by_model_while_its_record_is_running(data):
+    seen = []
+
+    def progress(record, label, done, total):
+        seen.append((Backup.objects.get(pk=record.pk).status, label, done, total))
+
+    backup = services.backup_create(progress=progress)
+
+    assert [label for _, label, _, _ in seen] == list(services.MODELS)
+    assert [(done, total) for _, _, done, total in seen] == [
+        (index, len(services.MODELS)) for index in range(1, len(services.MODELS) + 1)
+    ]
+    assert {status for status, _, _, _ in seen} == {"running"}
+    assert backup.status == "done"
+
+
 def test_the_commands_say_what_they_did_and_exit_with_meaning(data, tmp_path, capsys):
     call_command("backup", "--note", "by hand")
     out = capsys.readouterr().out
