@@ -15,8 +15,19 @@ class Backup(models.Model):
         SCHEDULE = "schedule", "Schedule"
         PAGE = "page", "Page"
         SAFETY = "safety", "Safety (before a restore)"
+        UPLOAD = "upload", "Upload"
 
-    name = models.CharField(max_length=255, help_text="The file's name in the backup folder.")
+    class Place(models.TextChoices):
+        FOLDER = "folder", "Backup folder"
+        STORAGE = "storage", "Backup storage"
+
+    name = models.CharField(
+        max_length=255, help_text="The file's path, or its name in the backup storage (STORAGES['backups'])."
+    )
+    place = models.CharField(
+        max_length=10, choices=Place, default=Place.FOLDER, help_text="Where the file is kept."
+    )
+    encrypted = models.BooleanField(default=False, help_text="Encrypted with BACKUP_ENCRYPTION_KEY.")
     size = models.PositiveBigIntegerField(default=0, help_text="Bytes.")
     sha256 = models.CharField(max_length=64, blank=True, help_text="Of the whole file.")
     counts = models.JSONField(default=dict, blank=True, help_text="Rows per model.")

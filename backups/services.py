@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
+from typing import BinaryIO
 
 from django.apps import apps
 from django.conf import settings
@@ -298,20 +299,53 @@ def _file_sha256(path: Path) -> str:
 # --- Checking a file ------------------------------------------------------------------------------
 
 
-def verify(path: Path) -> Manifest:
-    """The manifest of a backup that can be restored here; BackupError naming the first problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise BackupError(f"{path} is not a file. Give the path of a backup (manage.py listbackups).")
+def verify(source: Backup | Path | str) -> Manifest:
+    """The manifest of a backup (a ``Backup`` record or a file) that can be restored here;
+    BackupError naming the first problem."""
+    with _readable(source) as (path, shown):
+        return _verify_file(path, shown)
+
+
+def _verify_file(path: Path, shown: str) -> Manifest:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BackupError(f"{path} is not a backup of this site (not a ZIP file: {exc}).") from None
+        raise BackupError(f"{shown} is not a backup of this site (not a ZIP file: {exc}).") from None
     with archive:
-        return _verify_archive(archive, path)
+        return _verify_archive(archive, shown)
 
 
-def _verify_archive(archive: zipfile.ZipFile, path: Path) -> Manifest:
+@contextmanager
+def _readable(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
+    """A local ZIP file holding the backup ``source`` names, and how messages name it."""
+    if isinstance(source, Backup):
+        if source.status != Backup.Status.DONE:
+            raise BackupError(
+                f"Backup {source.pk} is {source.get_status_display().lower()}: only a finished backup "
+                "can be restored (manage.py listbackups)."
+            )
+        shown = f"Backup {source.pk} ({Path(source.name).name})"
+        if source.place == Backup.Place.FOLDER:
+            path = Path(source.name)
+            if not path.is_file():
+                raise BackupError(_gone(source))
+            yield path, shown
+            return
+        raise BackupError(_gone(source))
+    path = Path(source)
+    if not path.is_file():
+        raise BackupError(f"{path} is not a file. Give the path of a backup (manage.py listbackups).")
+    yield path, str(path)
+
+
+def _gone(backup: Backup) -> str:
+    return (
+        f"The file of backup {backup.pk} ({backup.name}) is gone: it was moved or deleted outside "
+        "Prompt Optimizer. Choose another backup (manage.py listbackups)."
+    )
+
+
+def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
     names = archive.namelist()
     expected = {MANIFEST, *(_member_name(label) for label in MODELS)}
     if MANIFEST not in names:
@@ -380,28 +414,38 @@ def _verify_archive(archive: zipfile.ZipFile, path: Path) -> Manifest:
 # --- Restoring ------------------------------------------------------------------------------------
 
 
-def restore_plan(path: Path) -> RestorePlan:
-    manifest = verify(path)
+def restore_plan(source: Backup | Path | str) -> RestorePlan:
+    """What restoring ``source`` (a ``Backup`` record or a file) would do, once it is verified."""
+    with _readable(source) as (path, shown):
+        return _plan(path, shown)
+
+
+def _plan(path: Path, shown: str) -> RestorePlan:
+    manifest = _verify_file(path, shown)
     current = {label: _model(label)._default_manager.count() for label in MODELS}
     return RestorePlan(manifest=manifest, current=current)
 
 
-def restore(path: Path, *, user=None, safety: bool = True) -> tuple[RestorePlan, Backup | None]:
-    """Verify ``path``, take a safety backup of the data now (unless ``safety`` is False), then
-    replace every row of the backed-up models with the backup's, in one transaction."""
-    plan = restore_plan(path)
-    before = None
-    if safety:
-        note = f"before restoring {Path(path).name}"
-        before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
-    with zipfile.ZipFile(path) as archive, transaction.atomic():
-        _empty()
-        for label in MODELS:
-            with archive.open(_member_name(label)) as member:
-                _load(label, io.TextIOWrapper(member, encoding="utf-8"))
-        _dangling_links_clear()
-        _sequences_reset()
-    transaction.on_commit(_caches_forget)
+def restore(
+    source: Backup | Path | str, *, user=None, safety: bool = True
+) -> tuple[RestorePlan, Backup | None]:
+    """Verify ``source`` (a ``Backup`` record or a file), take a safety backup of the data now
+    (unless ``safety`` is False), then replace every row of the backed-up models with the
+    backup's, in one transaction."""
+    with _readable(source) as (path, shown):
+        plan = _plan(path, shown)
+        before = None
+        if safety:
+            note = f"before restoring {shown if isinstance(source, Backup) else path.name}"
+            before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
+        with zipfile.ZipFile(path) as archive, transaction.atomic():
+            _empty()
+            for label in MODELS:
+                with archive.open(_member_name(label)) as member:
+                    _load(label, io.TextIOWrapper(member, encoding="utf-8"))
+            _dangling_links_clear()
+            _sequences_reset()
+        transaction.on_commit(_caches_forget)
     return plan, before
 
 
@@ -509,6 +553,65 @@ def content_digests() -> dict[str, str]:
 
 def backups_listed() -> Iterator[Backup]:
     return Backup.objects.select_related("created_by").all()
+
+
+def last_good_backup() -> Backup | None:
+    """The newest finished backup (its age shows on /healthz and the Backups page)."""
+    return Backup.objects.filter(status=Backup.Status.DONE).order_by("-started_at", "-id").first()
+
+
+def backup_open(backup: Backup) -> BinaryIO:
+    """The file of a finished backup as it is stored (encrypted or not), opened for reading: for a
+    download streamed as is. BackupError when it is not finished or its file is gone."""
+    if backup.status != Backup.Status.DONE:
+        raise BackupError(f"Backup {backup.pk} is {backup.get_status_display().lower()}: it has no file.")
+    try:
+        return Path(backup.name).open("rb")
+    except OSError:
+        raise BackupError(_gone(backup)) from None
+
+
+def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
+    """Keep an uploaded backup file: under a new name of ours in the backup folder (the uploader's
+    name is only shown, never a path), owner-only, verified, recorded as an upload. BackupError with
+    the reason when it cannot be restored here: then no file and no record are left."""
+    started = time.perf_counter()
+    now = timezone.now()
+    shown = Path(str(filename).replace("\\", "/")).name[:100] or "the uploaded file"
+    target = backup_dir() / f"upload-{now:%Y%m%d-%H%M%S-%f}.zip"
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        _copy_owner_only(upload, partial)
+        manifest = _verify_file(partial, shown)
+        os.replace(partial, target)
+        return Backup.objects.create(
+            name=str(target),
+            trigger=Backup.Trigger.UPLOAD,
+            status=Backup.Status.DONE,
+            created_by=user,
+            note=f"uploaded as {shown}"[:200],
+            size=target.stat().st_size,
+            sha256=_file_sha256(target),
+            counts=manifest.counts,
+            finished_at=timezone.now(),
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _copy_owner_only(stream: BinaryIO, path: Path) -> None:
+    """``stream`` into a new owner-only file, block by block; refused past MAX_TOTAL_BYTES."""
+    size = 0
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            size += len(block)
+            if size > MAX_TOTAL_BYTES:
+                raise BackupError(f"The file is larger than {MAX_TOTAL_BYTES:,} bytes: not a backup of ours.")
+            file.write(block)
 
 
 def prune_plan(*, keep_days: int, keep_last: int, now=None) -> list[Backup]:

@@ -21,14 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--yes", action="store_true", help="Restore without asking.")
 
     def handle(self, *args, **options):
-        path = self._path(options["backup"])
+        source = self._source(options["backup"])
         try:
-            plan = services.restore_plan(path)
+            plan = services.restore_plan(source)
         except services.BackupError as error:
             raise CommandError(str(error), returncode=1) from None
         manifest = plan.manifest.data
         self.stdout.write(
-            f"{path}: made {manifest['created_at']} on {manifest['engine']} by version "
+            f"{self._shown(source)}: made {manifest['created_at']} on {manifest['engine']} by version "
             f"{manifest['app_version']}; verified."
         )
         self.stdout.write(f"  {'':<28}{'now':>12}{'in the backup':>16}")
@@ -44,22 +44,25 @@ class Command(BaseCommand):
             if answer.strip().lower() != "yes":
                 raise CommandError("Not restored: nothing was changed.", returncode=1)
         try:
-            _plan, safety = services.restore(path)
+            _plan, safety = services.restore(source)
         except services.BackupError as error:
             raise CommandError(str(error), returncode=1) from None
         if safety is not None:
             self.stdout.write(f"Safety backup of the data before: {safety.name}")
-        self.stdout.write(f"Restored {sum(plan.incoming.values()):,} rows from {path}.")
+        self.stdout.write(f"Restored {sum(plan.incoming.values()):,} rows from {self._shown(source)}.")
 
-    def _path(self, given: str) -> Path:
+    def _source(self, given: str) -> Backup | Path:
         if given.isdigit() and not Path(given).exists():
             backup = Backup.objects.filter(pk=int(given), status=Backup.Status.DONE).first()
             if backup is None:
                 raise CommandError(
                     f"No finished backup number {given}: see manage.py listbackups.", returncode=2
                 )
-            return Path(backup.name)
+            return backup
         path = Path(given).expanduser()
         if not path.is_file():
             raise CommandError(f"{path} is not a file: give a backup's file or number.", returncode=2)
         return path
+
+    def _shown(self, source: Backup | Path) -> str:
+        return f"Backup {source.pk} ({source.name})" if isinstance(source, Backup) else str(source)
