@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -21,6 +22,9 @@ HISTORY_ROW_FIELDS = (
     "cached", "degraded_reason", "kept_original", "score_before", "score_after", "score_gain", "cost",
     "created_at",
 )  # fmt: skip
+# Read beside them: whether the version was edited by hand (its settings say so; the engine column
+# says "builtin" for it, since the checklist that scored it is the built-in engine's).
+HISTORY_ROW_VALUES = {"edited": KeyTransform("edited", "settings")}
 CHAIN_LIMIT = 50  # versions shown each way; a chain longer than that is cut, never loops
 
 

@@ -407,7 +407,9 @@ def history(request):
     context = {
         "form": form,
         "page": page,
-        "rows": _history_rows(page.object_list.values(*selectors.HISTORY_ROW_FIELDS)),
+        "rows": _history_rows(
+            page.object_list.values(*selectors.HISTORY_ROW_FIELDS, **selectors.HISTORY_ROW_VALUES)
+        ),
         "query": query,
         "export_query": query if valid else "",  # an invalid filter shows everything: so does the file
         "form_key": _form_key(form),
@@ -446,6 +448,7 @@ def _address(path: str, *queries: str) -> str:
 
 TYPE_LABELS = dict(Prompt.Type.choices)
 ENGINE_LABELS = dict(OptimizationRun.Engine.choices)
+EDITED = "Edited by hand"  # a version saved by hand: no engine wrote it, whatever its engine column says
 STATUS_BADGES = dict(OptimizationRun.Status.choices) | {OptimizationRun.Status.DONE: ""}  # done: no badge
 MICRODOLLAR = Decimal("0.000001")
 
@@ -541,7 +544,7 @@ def _history_rows(runs) -> list[HistoryRow]:
                 degraded=bool(run["degraded_reason"]),
                 kept_original=run["kept_original"],
                 type=TYPE_LABELS.get(run["prompt__type"], run["prompt__type"]),
-                engine=ENGINE_LABELS.get(run["engine"], run["engine"]),
+                engine=EDITED if run["edited"] is True else ENGINE_LABELS.get(run["engine"], run["engine"]),
                 model=run["model"],
                 scores=None if after is None else f"{run['score_before']} → {after}",
                 gain="" if gain is None else f"{gain:+d}",

@@ -469,7 +469,10 @@ def test_an_unchanged_prompt_offers_neither_optimize_again_nor_keep_my_original(
 
     assert reverse("optimizer:run-reoptimize", args=[run.pk]) not in html and ">Optimize again<" not in html
     assert "Keep my original" not in html and keep_url(run) not in html
-    assert "Optimizing again would give the same result: answering the questions below is the way" in html
+    assert (
+        "Optimizing again with the same settings would give the same result: answer the questions below, "
+        "or pick another model or techniques with Optimize again with…" in html
+    )
 
 
 def test_optimizing_an_unchanged_prompt_again_is_refused_with_a_message(owner_client, owner):
@@ -489,7 +492,11 @@ def test_a_builtin_result_is_not_offered_optimize_again_its_second_pass_changes_
     html = page(owner_client, run)
 
     assert reverse("optimizer:run-reoptimize", args=[run.pk]) not in html
-    assert "the built-in engine's second pass changes nothing" in html
+    assert (
+        "(the built-in engine's second pass changes nothing): answer the questions below, or pick another "
+        "model or techniques with Optimize again with…" in html
+    )
+    assert f'href="{reverse("optimizer:optimize")}?from={run.pk}">Optimize again with…' in html
     with pytest.raises(ValidationError, match="second pass over its own result changes nothing"):
         services.run_reoptimize(run=run)
     assert OptimizationRun.objects.count() == 1

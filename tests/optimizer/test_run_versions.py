@@ -191,6 +191,11 @@ def test_an_edit_saved_is_a_new_version_scored_by_the_checklist_without_a_model(
     assert f'href="{reverse("optimizer:run", args=[run.pk])}">{run.prompt.title}</a>' in html  # Versions
     assert f"checklist {child.score_before} → {child.score_after}" in html
 
+    history = owner_client.get(reverse("optimizer:history")).content.decode()
+    rows = {row.split('href="')[1].split('"')[0]: row for row in history.split("<tr>")[2:]}
+    assert '<td data-label="Engine">Edited by hand</td>' in rows[reverse("optimizer:run", args=[child.pk])]
+    assert "Edited by hand" not in rows[reverse("optimizer:run", args=[run.pk])]
+
 
 def test_an_edit_of_a_kept_original_starts_from_the_original(owner_client, run):
     services.run_keep_original_set(run=run, kept=True)
