@@ -48,6 +48,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 import config
+from backups import crypto
 from backups.models import Backup
 
 logger = logging.getLogger(__name__)
@@ -179,11 +180,16 @@ def backup_create(
     of ``total`` models), for a page that shows the backup as it goes."""
     started = time.perf_counter()
     now = timezone.now()
-    target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}.zip"
-    record = Backup.objects.create(name=str(target), trigger=trigger, created_by=user, note=note[:200])
+    key = _encryption_key()
+    suffix = ".zip.enc" if key else ".zip"
+    target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}{suffix}"
+    record = Backup.objects.create(
+        name=str(target), trigger=trigger, created_by=user, note=note[:200], encrypted=key is not None
+    )
     partial = target.with_name(f".{target.name}.partial")
     try:
-        manifest = _write(partial, now, (lambda *step: progress(record, *step)) if progress else None)
+        report = (lambda *step: progress(record, *step)) if progress else None
+        manifest = _write(partial, now, key, report)
         os.replace(partial, target)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
@@ -208,41 +214,67 @@ def backup_create(
     return record
 
 
-def _write(path: Path, now: datetime, progress: Callable[[str, int, int], None] | None = None) -> Manifest:
-    members = {}
+def _write(
+    path: Path, now: datetime, key: bytes | None, progress: Callable[[str, int, int], None] | None
+) -> Manifest:
+    """The ZIP into ``path``: through the chunked encryption when there is a ``key`` (no plain copy
+    ever reaches the disk), fsynced before it is renamed into place."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        with _reading_snapshot() as alias:
-            for label in MODELS:
-                with archive.open(_member_name(label), "w", force_zip64=True) as member:
-                    writer = _HashingWriter(member)
-                    serializers.serialize(
-                        "jsonl",
-                        _queryset(label).using(alias).iterator(chunk_size=CHUNK),
-                        stream=writer,
-                        use_natural_foreign_keys=label in ("auth.user", "auth.group"),
-                        cls=_Encoder,
-                    )
-                digest = writer.sha256.hexdigest()
-                members[label] = {"rows": writer.lines, "bytes": writer.size, "sha256": digest}
-                if progress:
-                    progress(label, len(members), len(MODELS))
-            state = migration_state()
-        manifest = Manifest(
-            {
-                "kind": KIND,
-                "format": FORMAT_VERSION,
-                "app_version": config.__version__,
-                "created_at": now.astimezone(UTC).isoformat(),
-                "engine": connection.vendor,
-                "migrations": state,
-                "members": members,
-            }
-        )
-        archive.writestr(MANIFEST, json.dumps(manifest.data, indent=2))
+    with os.fdopen(descriptor, "wb") as raw:
+        sink = crypto.Encryptor(raw, key) if key else raw
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+            manifest = _write_members(archive, now, progress)
+        if key:
+            sink.finish()
         raw.flush()
         os.fsync(raw.fileno())
     return manifest
+
+
+def _write_members(
+    archive: zipfile.ZipFile, now: datetime, progress: Callable[[str, int, int], None] | None
+) -> Manifest:
+    members = {}
+    with _reading_snapshot() as alias:
+        for label in MODELS:
+            with archive.open(_member_name(label), "w", force_zip64=True) as member:
+                writer = _HashingWriter(member)
+                serializers.serialize(
+                    "jsonl",
+                    _queryset(label).using(alias).iterator(chunk_size=CHUNK),
+                    stream=writer,
+                    use_natural_foreign_keys=label in ("auth.user", "auth.group"),
+                    cls=_Encoder,
+                )
+            digest = writer.sha256.hexdigest()
+            members[label] = {"rows": writer.lines, "bytes": writer.size, "sha256": digest}
+            if progress:
+                progress(label, len(members), len(MODELS))
+        state = migration_state()
+    manifest = Manifest(
+        {
+            "kind": KIND,
+            "format": FORMAT_VERSION,
+            "app_version": config.__version__,
+            "created_at": now.astimezone(UTC).isoformat(),
+            "engine": connection.vendor,
+            "migrations": state,
+            "members": members,
+        }
+    )
+    archive.writestr(MANIFEST, json.dumps(manifest.data, indent=2))
+    return manifest
+
+
+def _encryption_key() -> bytes | None:
+    """BACKUP_ENCRYPTION_KEY's 32 bytes, or None when backups are not encrypted."""
+    text = getattr(settings, "BACKUP_ENCRYPTION_KEY", None)
+    if not text:
+        return None
+    try:
+        return crypto.key_parse(text)
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
 
 
 @contextmanager
@@ -317,7 +349,51 @@ def _verify_file(path: Path, shown: str) -> Manifest:
 
 @contextmanager
 def _readable(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
-    """A local ZIP file holding the backup ``source`` names, and how messages name it."""
+    """A local ZIP file holding the backup ``source`` names, decrypted when it is encrypted, and how
+    messages name it."""
+    with _stored_file(source) as (stored, shown), _decrypted(stored, shown) as path:
+        yield path, shown
+
+
+@contextmanager
+def _decrypted(stored: Path, shown: str) -> Iterator[Path]:
+    """``stored`` itself, or when it is encrypted its plain ZIP in an owner-only temporary file
+    beside the backups (a ZIP is read by seeking: it cannot be read through the decryption),
+    deleted afterwards."""
+    with stored.open("rb") as file:
+        encrypted = crypto.is_encrypted(file.read(len(crypto.MAGIC)))
+    if not encrypted:
+        yield stored
+        return
+    key = _encryption_key()
+    if key is None:
+        raise BackupError(
+            f"{shown}: this backup is encrypted: set BACKUP_ENCRYPTION_KEY to the key it was made "
+            "with. Nothing was restored."
+        )
+    descriptor, name = tempfile.mkstemp(prefix=".decrypted-", suffix=".zip", dir=backup_dir())
+    try:
+        with os.fdopen(descriptor, "wb") as plain, stored.open("rb") as file:
+            try:
+                crypto.decrypt(file, plain, key)
+            except crypto.WrongKeyError:
+                raise BackupError(
+                    f"{shown}: the key does not open this backup: BACKUP_ENCRYPTION_KEY is not the key "
+                    "it was made with. Set it to that key. Nothing was restored."
+                ) from None
+            except crypto.DamagedError as exc:
+                raise BackupError(
+                    f"{shown} cannot be decrypted: {exc}. The file is damaged or was changed. "
+                    "Nothing was restored."
+                ) from None
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+@contextmanager
+def _stored_file(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
+    """A local file holding the stored bytes of ``source``, and how messages name it."""
     if isinstance(source, Backup):
         if source.status != Backup.Status.DONE:
             raise BackupError(
@@ -578,14 +654,19 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
     started = time.perf_counter()
     now = timezone.now()
     shown = Path(str(filename).replace("\\", "/")).name[:100] or "the uploaded file"
-    target = backup_dir() / f"upload-{now:%Y%m%d-%H%M%S-%f}.zip"
-    partial = target.with_name(f".{target.name}.partial")
+    folder = backup_dir()
+    partial = folder / f".upload-{now:%Y%m%d-%H%M%S-%f}.partial"
+    target = None
     try:
         _copy_owner_only(upload, partial)
-        manifest = _verify_file(partial, shown)
+        with _decrypted(partial, shown) as plain:
+            manifest = _verify_file(plain, shown)
+            encrypted = plain != partial
+        target = folder / f"upload-{now:%Y%m%d-%H%M%S-%f}{'.zip.enc' if encrypted else '.zip'}"
         os.replace(partial, target)
         return Backup.objects.create(
             name=str(target),
+            encrypted=encrypted,
             trigger=Backup.Trigger.UPLOAD,
             status=Backup.Status.DONE,
             created_by=user,
@@ -598,7 +679,8 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
         )
     except BaseException:
         partial.unlink(missing_ok=True)
-        target.unlink(missing_ok=True)
+        if target is not None:
+            target.unlink(missing_ok=True)
         raise
 
 

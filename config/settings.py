@@ -295,6 +295,13 @@ BACKUP_KEEP_LAST = env_int("BACKUP_KEEP_LAST", 7, minimum=1, maximum=1000)  # ..
 BACKUP_DIR = (
     Path(env_str("BACKUP_DIR")).expanduser().resolve() if env_str("BACKUP_DIR") else DATA_DIR / "backups"
 )
+# New backups are encrypted (AES-256-GCM) with this key when it is set; restoring one needs it.
+BACKUP_ENCRYPTION_KEY = env_str("BACKUP_ENCRYPTION_KEY")
+if BACKUP_ENCRYPTION_KEY is not None:
+    from backups.crypto import key_refusal
+
+    if _refusal := key_refusal(BACKUP_ENCRYPTION_KEY):
+        raise ImproperlyConfigured(_refusal)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
