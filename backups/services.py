@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import tempfile
@@ -41,6 +42,8 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import serializers
+from django.core.files import File
+from django.core.files.storage import storages
 from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -123,10 +126,64 @@ class RestorePlan:
 
 
 def backup_dir() -> Path:
-    """``BACKUP_DIR``, or ``DATA_DIR/backups``: created owner-only (0700) when missing."""
+    """``BACKUP_DIR``, or ``DATA_DIR/backups``: created owner-only (0700) when missing. With a
+    backup storage, files are only made and read here on their way to and from it."""
     folder = Path(getattr(settings, "BACKUP_DIR", None) or settings.DATA_DIR / "backups")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
+
+
+def backup_storage():
+    """``STORAGES["backups"]`` (BACKUP_STORAGE) when configured, where new backups are then kept
+    (off this machine, for a site on several); None when they stay in the backup folder."""
+    if "backups" not in settings.STORAGES:
+        return None
+    try:
+        return storages["backups"]
+    except Exception as exc:  # noqa: BLE001 - a third-party class's import or options failing
+        raise BackupError(
+            f"The backup storage (BACKUP_STORAGE, STORAGES['backups']) cannot be used: "
+            f"{type(exc).__name__}: {exc}. Correct its class or BACKUP_STORAGE_OPTIONS."
+        ) from None
+
+
+def _storage_of(backup: Backup):
+    storage = backup_storage()
+    if storage is None:
+        raise BackupError(
+            f"Backup {backup.pk} is kept in a backup storage and none is configured here: set "
+            "BACKUP_STORAGE and BACKUP_STORAGE_OPTIONS as on the machine that made it."
+        )
+    return storage
+
+
+def _keep(local: Path) -> tuple[str, str]:
+    """A finished file put where backups are kept: into the backup storage when there is one (the
+    local file then goes, whatever happens), else left where it is. Its name and place."""
+    storage = backup_storage()
+    if storage is None:
+        return str(local), Backup.Place.FOLDER
+    try:
+        with local.open("rb") as file:
+            return storage.save(local.name, File(file, name=local.name)), Backup.Place.STORAGE
+    except Exception as exc:  # noqa: BLE001 - whatever the storage's client raises
+        raise BackupError(
+            f"Could not store {local.name} in the backup storage ({type(exc).__name__}: {exc}). "
+            "Check that it is reachable and BACKUP_STORAGE_OPTIONS."
+        ) from None
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def _discard(name: str, place: str) -> None:
+    """Delete a backup's file wherever it is kept; a file already gone is no error."""
+    if place == Backup.Place.STORAGE:
+        storage = backup_storage()
+        if storage is None:
+            raise BackupError(f"{name} is kept in a backup storage and none is configured here.")
+        storage.delete(name)
+    else:
+        Path(name).unlink(missing_ok=True)
 
 
 def _model(label: str):
@@ -174,7 +231,8 @@ def backup_create(
     user=None,
     progress: Callable[[Backup, str, int, int], None] | None = None,
 ) -> Backup:
-    """Write a backup (to ``output``, or a new file in the backup folder) and its ``Backup`` record.
+    """Write a backup (to ``output``, or a new file in the backup folder or storage) and its
+    ``Backup`` record.
 
     ``progress(record, label, done, total)`` is called after each model's rows are written (``done``
     of ``total`` models), for a page that shows the backup as it goes."""
@@ -191,6 +249,8 @@ def backup_create(
         report = (lambda *step: progress(record, *step)) if progress else None
         manifest = _write(partial, now, key, report)
         os.replace(partial, target)
+        size, sha256 = target.stat().st_size, _file_sha256(target)
+        name, place = _keep(target) if output is None else (str(target), Backup.Place.FOLDER)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
         Backup.objects.filter(pk=record.pk).update(
@@ -204,8 +264,10 @@ def backup_create(
         raise
     Backup.objects.filter(pk=record.pk).update(
         status=Backup.Status.DONE,
-        size=target.stat().st_size,
-        sha256=_file_sha256(target),
+        name=name,
+        place=place,
+        size=size,
+        sha256=sha256,
         counts=manifest.counts,
         finished_at=timezone.now(),
         duration_ms=round((time.perf_counter() - started) * 1000),
@@ -407,11 +469,26 @@ def _stored_file(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
                 raise BackupError(_gone(source))
             yield path, shown
             return
-        raise BackupError(_gone(source))
+        with _downloaded(source) as path:
+            yield path, shown
+        return
     path = Path(source)
     if not path.is_file():
         raise BackupError(f"{path} is not a file. Give the path of a backup (manage.py listbackups).")
     yield path, str(path)
+
+
+@contextmanager
+def _downloaded(backup: Backup) -> Iterator[Path]:
+    """A backup's file fetched from the backup storage into an owner-only temporary file beside the
+    backups (a ZIP is read by seeking), deleted afterwards."""
+    descriptor, name = tempfile.mkstemp(prefix=".downloaded-", dir=backup_dir())  # 0600
+    try:
+        with os.fdopen(descriptor, "wb") as file, backup_open(backup) as stored:
+            shutil.copyfileobj(stored, file, 1024 * 1024)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def _gone(backup: Backup) -> str:
@@ -641,22 +718,34 @@ def backup_open(backup: Backup) -> BinaryIO:
     download streamed as is. BackupError when it is not finished or its file is gone."""
     if backup.status != Backup.Status.DONE:
         raise BackupError(f"Backup {backup.pk} is {backup.get_status_display().lower()}: it has no file.")
+    if backup.place == Backup.Place.FOLDER:
+        try:
+            return Path(backup.name).open("rb")
+        except OSError:
+            raise BackupError(_gone(backup)) from None
+    storage = _storage_of(backup)
     try:
-        return Path(backup.name).open("rb")
-    except OSError:
+        return storage.open(backup.name, "rb")
+    except FileNotFoundError:
         raise BackupError(_gone(backup)) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the storage's client raises
+        raise BackupError(
+            f"Backup {backup.pk} ({backup.name}) could not be read from the backup storage "
+            f"({type(exc).__name__}: {exc}). Check that it is reachable."
+        ) from None
 
 
 def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
-    """Keep an uploaded backup file: under a new name of ours in the backup folder (the uploader's
-    name is only shown, never a path), owner-only, verified, recorded as an upload. BackupError with
-    the reason when it cannot be restored here: then no file and no record are left."""
+    """Keep an uploaded backup file: under a new name of ours in the backup folder or storage (the
+    uploader's name is only shown, never a path), owner-only, verified (decrypted to check it when
+    it is encrypted), recorded as an upload. BackupError with the reason when it cannot be restored
+    here: then no file and no record are left."""
     started = time.perf_counter()
     now = timezone.now()
     shown = Path(str(filename).replace("\\", "/")).name[:100] or "the uploaded file"
     folder = backup_dir()
     partial = folder / f".upload-{now:%Y%m%d-%H%M%S-%f}.partial"
-    target = None
+    target, kept = None, None
     try:
         _copy_owner_only(upload, partial)
         with _decrypted(partial, shown) as plain:
@@ -664,15 +753,18 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
             encrypted = plain != partial
         target = folder / f"upload-{now:%Y%m%d-%H%M%S-%f}{'.zip.enc' if encrypted else '.zip'}"
         os.replace(partial, target)
+        size, sha256 = target.stat().st_size, _file_sha256(target)
+        kept = _keep(target)
         return Backup.objects.create(
-            name=str(target),
+            name=kept[0],
+            place=kept[1],
             encrypted=encrypted,
             trigger=Backup.Trigger.UPLOAD,
             status=Backup.Status.DONE,
             created_by=user,
             note=f"uploaded as {shown}"[:200],
-            size=target.stat().st_size,
-            sha256=_file_sha256(target),
+            size=size,
+            sha256=sha256,
             counts=manifest.counts,
             finished_at=timezone.now(),
             duration_ms=round((time.perf_counter() - started) * 1000),
@@ -681,6 +773,8 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
         partial.unlink(missing_ok=True)
         if target is not None:
             target.unlink(missing_ok=True)
+        if kept is not None:
+            _discard(*kept)
         raise
 
 
@@ -710,11 +804,17 @@ def prune_plan(*, keep_days: int, keep_last: int, now=None) -> list[Backup]:
 
 
 def prune(*, keep_days: int, keep_last: int) -> list[Backup]:
-    """Delete what ``prune_plan`` names: the file, then its record. Returns what was deleted."""
+    """Delete what ``prune_plan`` names: the file (in the backup folder or storage), then its record.
+    A file the storage fails to delete keeps its record, for the next rotation to try again.
+    Returns what was deleted."""
     deleted = []
     for backup in prune_plan(keep_days=keep_days, keep_last=keep_last):
         if backup.status == Backup.Status.DONE:
-            Path(backup.name).unlink(missing_ok=True)
+            try:
+                _discard(backup.name, backup.place)
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                logger.warning("backup %s could not be deleted (%s): kept", backup.pk, type(exc).__name__)
+                continue
         pk = backup.pk
         backup.delete()
         backup.pk = pk  # the caller is told which

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from backups.storage_config import storage_from_env
 from config.embedded import (
     data_dir_prepare,
     database_from_url,
@@ -306,6 +307,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Backups kept in a Django storage (e.g. django-storages' S3) instead of BACKUP_DIR, off the web host.
+if _backup_storage := storage_from_env():
+    STORAGES["backups"] = _backup_storage
 
 # --- Email ----------------------------------------------------------------------------------
 # Budget alerts and password-reset links are emailed through SMTP when SMTP_HOST is set. Without it

@@ -16,7 +16,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("backup", help="The backup's file, or its number in manage.py listbackups.")
+        parser.add_argument(
+            "backup",
+            help="The backup's file, or its number (or name in the backup storage) in manage.py listbackups.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Verify and show what would change.")
         parser.add_argument("--yes", action="store_true", help="Restore without asking.")
 
@@ -61,6 +64,10 @@ class Command(BaseCommand):
             return backup
         path = Path(given).expanduser()
         if not path.is_file():
+            # A backup kept in the backup storage, by the name listbackups shows.
+            backup = Backup.objects.filter(name=given, status=Backup.Status.DONE).first()
+            if backup is not None:
+                return backup
             raise CommandError(f"{path} is not a file: give a backup's file or number.", returncode=2)
         return path
 
