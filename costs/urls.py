@@ -7,6 +7,7 @@ app_name = "costs"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("usage.csv", views.usage_export, name="usage-export"),
+    path("usage-mine.csv", views.usage_export_mine, name="usage-export-mine"),
     path("charts/spend-per-day/", views.SpendPerDayChart.as_view(), name="chart-spend-per-day"),
     path("charts/tokens-per-day/", views.TokensPerDayChart.as_view(), name="chart-tokens-per-day"),
     path("charts/by-model/", views.SpendByChart.as_view(group="model"), name="chart-by-model"),

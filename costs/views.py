@@ -6,7 +6,7 @@ from django.http import HttpResponseBadRequest, HttpResponseRedirect, JsonRespon
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST, require_safe
 
 from costs import selectors
@@ -75,13 +75,25 @@ def usage_export(request):
     if form.is_bound and not form.is_valid():  # a file of another range would pass for the one asked
         return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
     records = selectors.usage_in_range(scope=scope, start=start, end=end)
+    return _usage_csv(records, f"usage-{start}-to-{end}.csv")
+
+
+@require_safe
+def usage_export_mine(request):
+    """Every usage record of the user's own, of all dates (the records of their runs and calls, to
+    keep beside History's export of the runs): staff get only theirs here too."""
+    records = Scope(user_id=request.user.pk).records()
+    return _usage_csv(records, f"usage-{request.user.get_username()}-all.csv")
+
+
+def _usage_csv(records, filename: str) -> StreamingHttpResponse:
     records = records.order_by("created_at", "id")
     fields = EXPORT_FIELDS
     rows = read_ahead(records.values_list(*[source for _name, source in fields]).iterator(chunk_size=2000))
     response = StreamingHttpResponse(
         csv_stream([name for name, _source in fields], rows), content_type="text/csv; charset=utf-8"
     )
-    response["Content-Disposition"] = f'attachment; filename="usage-{start}-to-{end}.csv"'
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response
 
 

@@ -1,7 +1,8 @@
 """Health of the services the application needs: the database, the cache and the task broker.
 
 Each check answers with ``ok``, how long it took, and on failure only the error's class name: the
-report is public (``/healthz``) and must not leak hosts, paths or credentials.
+report is public (``/healthz``) and must not leak hosts, paths or credentials. Beside them, the age
+of the last good backup: a warning when it is old or missing, never a failure (the site serves).
 """
 
 import secrets
@@ -12,6 +13,8 @@ from django.core.cache import caches
 from django.db import connection
 from django_q.brokers import get_broker
 from django_q.status import Stat
+
+from backups.selectors import backup_freshness
 
 
 def database_check() -> dict:
@@ -61,8 +64,28 @@ def run_check(name: str) -> dict:
     return result
 
 
+def backup_age() -> dict:
+    """The last good backup's age in hours and ``status``: "ok", or "warning" past 48 hours or when
+    there is none; "unknown" when the database cannot tell (its own check says why). Only the age:
+    no file name, path or user."""
+    try:
+        freshness = backup_freshness()
+    except Exception as exc:  # noqa: BLE001 - the database check reports the failure
+        return {"status": "unknown", "error": type(exc).__name__}
+    return {"status": "warning" if freshness.stale else "ok", "age_hours": freshness.age_hours}
+
+
 def health_report() -> dict:
-    """Run every check; ``status`` is "ok" only when all of them answered."""
+    """Run every check; ``status`` is "ok" only when all of them answered. ``warnings`` names what
+    needs a look without making the site unhealthy (an old backup)."""
     checks = {name: run_check(name) for name in CHECKS}
     failed = [name for name, result in checks.items() if not result["ok"]]
-    return {"status": "error" if failed else "ok", "failed": failed, "checks": checks}
+    backup = backup_age()
+    warnings = ["backup"] if backup["status"] == "warning" else []
+    return {
+        "status": "error" if failed else "ok",
+        "failed": failed,
+        "warnings": warnings,
+        "checks": checks,
+        "backup": backup,
+    }

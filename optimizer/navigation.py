@@ -21,7 +21,7 @@ NAV_ITEMS = (
     NavItem("Costs", "costs:dashboard"),
     NavItem("Monitoring", "optimizer:monitoring"),
     NavItem("Analytics", "optimizer:analytics"),
-    NavItem("Backups", "backups:index"),
+    NavItem("Backups", "backups:index", staff_only=True),
     NavItem("Admin", "admin:index", staff_only=True),
 )
 
