@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from backups import services
 from backups.models import Backup
 
 STALE_AFTER = timedelta(hours=48)  # a daily backup missed twice
@@ -27,10 +26,17 @@ class Freshness:
         return None if self.age is None else round(self.age.total_seconds() / 3600, 1)
 
 
+def last_backup_made() -> Backup | None:
+    """The newest finished backup made here. An uploaded file is left out: it was made who knows
+    when (its record's time is the upload's), so it says nothing of how fresh the backups are."""
+    done = Backup.objects.filter(status=Backup.Status.DONE).exclude(trigger=Backup.Trigger.UPLOAD)
+    return done.order_by("-started_at", "-id").first()
+
+
 def backup_freshness(*, now: datetime | None = None) -> Freshness:
-    """The age of the newest finished backup, counted from when it started (the moment its data is
+    """The age of the newest backup made here, counted from when it started (the moment its data is
     from)."""
-    backup = services.last_good_backup()
+    backup = last_backup_made()
     if backup is None:
         return Freshness(backup=None, age=None)
     return Freshness(backup=backup, age=max((now or timezone.now()) - backup.started_at, timedelta(0)))

@@ -92,7 +92,8 @@ def backup_now(request):
     else:
         status = 400
     if request.htmx:  # base.html's htmx-config swaps 2xx only: the refusal comes as a 200
-        return render(request, "backups/index.html#backup-now", {"now_form": form, "job": job})
+        context = {"now_form": form, "job": job, "broker": run_check("task_broker")}
+        return render(request, "backups/index.html#backup-now", context)
     return render(request, "backups/index.html", _page_context(request, now_form=form), status=status)
 
 
@@ -104,6 +105,8 @@ def backup_progress(request, token: str):
     and the last backup's age come along (out of band) and the polling stops."""
     job = jobs.job_status(token)
     context = {"job": job, "now_form": BackupNowForm(), "polled": True}
+    if job is not None and job.state == "queued":
+        context["broker"] = run_check("task_broker")  # to say so when no worker runs
     if job is None or job.finished:
         context |= _page_context(request, job=job) | {"oob": True}
     return render(request, "backups/index.html#backup-now", context)

@@ -56,3 +56,12 @@ def test_no_backup_at_all_is_a_warning(client):
 
     assert status == 200 and body["backup"] == {"status": "warning", "age_hours": None}
     assert body["warnings"] == ["backup"]
+
+
+def test_an_uploaded_file_does_not_count_as_a_fresh_backup(client):
+    a_backup(49)
+    Backup.objects.create(name="/srv/upload.zip", status=Backup.Status.DONE, trigger=Backup.Trigger.UPLOAD)
+
+    _, body, _ = healthz(client)
+
+    assert body["backup"] == {"status": "warning", "age_hours": 49.0}  # made who knows when

@@ -65,6 +65,7 @@ def test_back_up_now_queues_one_task_and_the_page_follows_it_to_the_end(client, 
 
     html = response.content.decode()
     assert response.status_code == 200 and "Queued: waiting for a task worker." in html
+    assert "No task worker is running" in html  # none runs during the tests
     [task] = queued_tasks()
     token = task["args"][0]
     assert f'hx-get="{reverse("backups:progress", args=[token])}"' in html and 'hx-trigger="every 1s"' in html
