@@ -2,8 +2,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.functional import cached_property
 
 from optimizer.llm.key_names import key_variable_refusal
+from optimizer.navigation import run_urls
 
 USER_MODEL = settings.AUTH_USER_MODEL  # a name the run's own `settings` field cannot shadow
 
@@ -226,6 +228,11 @@ class OptimizationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} (prompt {self.prompt_id})"
+
+    @cached_property
+    def urls(self) -> dict[str, str]:
+        """The addresses its page links to (``navigation.run_urls``): ``run.urls.diff`` in a template."""
+        return run_urls(self.pk)
 
 
 class StageAnswer(models.Model):

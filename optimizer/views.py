@@ -28,7 +28,7 @@ from optimizer.exporting import csv_stream, read_ahead
 from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm, RunEditForm, again_text, errors_text
 from optimizer.health import health_report, run_check
 from optimizer.models import OptimizationRun, Prompt
-from optimizer.navigation import nav_items
+from optimizer.navigation import nav_items, nav_links_html
 
 HISTORY_PAGE_SIZE = 25
 
@@ -105,10 +105,12 @@ def _to_run_page(request, run: OptimizationRun):
     a client redirect took two."""
     if not request.htmx:
         return redirect("optimizer:run", pk=run.pk)
+    # Drawn for the address pushed, not the one posted to: no section is current, as on a reload.
+    items = [item | {"current": False} for item in nav_items(request)]
     context = _run_context(run, lazy_diff=True) | {
         "chain": selectors.version_chain(run, new=True),
-        # Drawn for the address pushed, not the one posted to: no section is current, as on a reload.
-        "nav_items": [item | {"current": False} for item in nav_items(request)],
+        "nav_items": items,
+        "nav_links": nav_links_html(items),
     }
     response = render(request, "optimizer/run.html", context)
     response = reswap(retarget(response, "body"), "innerHTML show:window:top")

@@ -1,6 +1,7 @@
 import pytest
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse, set_script_prefix
 
+from optimizer.navigation import RUN_ROUTES, run_urls
 from tests.html import inline_code
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +65,18 @@ def test_the_login_page_has_no_navigation(client):
 
     assert 'class="site-nav"' not in html
     assert "/static/css/app.css" in html
+
+
+@pytest.mark.parametrize("pk", [1, 10, 2024, 8_765_432_109])
+@pytest.mark.parametrize("prefix", ["/", "/tools/po/"])
+def test_a_runs_addresses_are_what_reverse_gives_under_any_script_prefix(pk, prefix):
+    kept = get_script_prefix()
+    set_script_prefix(prefix)
+    try:
+        urls = run_urls(pk)
+        expected = {name: reverse(url_name, args=[pk]) for name, url_name in RUN_ROUTES.items()}
+        expected |= {"optimize": reverse("optimizer:optimize"), "history": reverse("optimizer:history")}
+        assert urls == expected
+        assert urls["diff"].startswith(prefix) and f"/{pk}/" in urls["diff"]
+    finally:
+        set_script_prefix(kept)
