@@ -41,7 +41,7 @@ class Job:
     """Where a backup asked for on the page stands."""
 
     token: str
-    state: str  # "queued", "running", "done" or "failed"
+    state: str  # "queued", "running", "done", "failed", or "unclaimed" (queued longer than LOCK_S)
     queued_at: datetime | None
     backup: Backup | None
     done: int
@@ -51,7 +51,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed")
+        return self.state in ("done", "failed", "unclaimed")
 
 
 def backup_now_start(*, user, note: str = "") -> str:
@@ -130,7 +130,9 @@ def current_token() -> str | None:
 
 
 def job_status(token: str | None) -> Job | None:
-    """The job ``token`` as the page shows it; None when it is unknown (a bad token, or forgotten)."""
+    """The job ``token`` as the page shows it; None when it is unknown (a bad token, or forgotten).
+    Queued for longer than ``LOCK_S``, no worker took it (its lock is gone too): "unclaimed", so
+    the page stops waiting for it."""
     if not token or not TOKEN.fullmatch(token):
         return None
     job = cache.get(JOB.format(token=token))
@@ -142,6 +144,9 @@ def job_status(token: str | None) -> Job | None:
     if backup is not None and backup.status != Backup.Status.RUNNING:  # the record has the last word
         state = "done" if backup.status == Backup.Status.DONE else "failed"
         error = error or backup.error
+    waited = timezone.now() - job.get("queued_at", timezone.now())
+    if state == "queued" and waited > timedelta(seconds=LOCK_S):
+        state = "unclaimed"
     progress = progress or {}
     return Job(
         token=token,

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from backups import jobs, selectors, services
-from backups.forms import MAX_UPLOAD_BYTES, BackupNowForm, BackupUploadForm, RestoreConfirmForm, UploadLimit
+from backups.forms import BackupNowForm, BackupUploadForm, RestoreConfirmForm, UploadLimit
 from backups.models import Backup
 from optimizer.health import run_check
 
@@ -48,19 +48,19 @@ def superuser_required(view):
     return wrapped
 
 
-def _page_context(request, *, upload_form=None, now_form=None, job=None) -> dict:
+def _page_context(request, *, upload_form=None, now_form=None) -> dict:
+    """The whole page; "Back up now" shows the backup asked for (``?job=``) or the one under way."""
     page = Paginator(services.backups_listed(), PAGE_SIZE).get_page(request.GET.get("page"))
-    if job is None:
-        job = jobs.job_status(request.GET.get("job") or jobs.current_token())
+    job = jobs.job_status(request.GET.get("job") or jobs.current_token())
     return {
         "title": "Backups",
         "page": page,
         "freshness": selectors.backup_freshness(),
         "stale_hours": int(selectors.STALE_AFTER.total_seconds() // 3600),
         "job": job,
+        "lock_minutes": jobs.LOCK_S // 60,
         "now_form": now_form or BackupNowForm(),
         "upload_form": upload_form or BackupUploadForm(),
-        "max_upload": MAX_UPLOAD_BYTES,
         "keep_days": settings.BACKUP_KEEP_DAYS,
         "keep_last": settings.BACKUP_KEEP_LAST,
         "broker": run_check("task_broker"),  # only to warn when no worker runs
@@ -104,11 +104,11 @@ def backup_progress(request, token: str):
     """The live part of "Back up now": polled while the backup runs; once it has finished, the list
     and the last backup's age come along (out of band) and the polling stops."""
     job = jobs.job_status(token)
-    context = {"job": job, "now_form": BackupNowForm(), "polled": True}
+    context = {"job": job, "now_form": BackupNowForm(), "polled": True, "lock_minutes": jobs.LOCK_S // 60}
     if job is not None and job.state == "queued":
         context["broker"] = run_check("task_broker")  # to say so when no worker runs
     if job is None or job.finished:
-        context |= _page_context(request, job=job) | {"oob": True}
+        context |= _page_context(request) | {"job": job, "oob": True}
     return render(request, "backups/index.html#backup-now", context)
 
 
@@ -149,8 +149,11 @@ def _upload(request, limit: UploadLimit):
 
 
 # A restore runs in the request, not as a task: it is one transaction (a request cut off by the web
-# worker's timeout leaves the database as it was), the one who asked sees its outcome at once, and
-# what becomes of their own session, whose user row it may replace, is settled in the same request.
+# worker's 60 s timeout leaves the database as it was), the one who asked sees its outcome at once,
+# and what becomes of their own session, whose user row it may replace, is settled in the same
+# request (a task's page, polled by a session the restore just ended, would land on the login page
+# mid-swap). 100,000 usage records took 25 s here, safety backup included; for larger ones the page
+# points to manage.py restore, which has no time limit.
 @require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @superuser_required

@@ -1,6 +1,8 @@
 """“Back up now”: queued for the task worker, one at a time, its progress polled by the page until
 it is done or failed. The task is taken from the broker and run here, as the worker would."""
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import caches
@@ -164,3 +166,17 @@ def test_an_unknown_job_stops_the_polling_with_a_word(client):
 
     assert "no longer known" in html and 'hx-trigger="every 1s"' not in html
     assert "no longer known" in poll(client, "not-a-token")
+
+
+def test_a_backup_no_worker_took_for_minutes_stops_the_waiting(client):
+    client.post(reverse("backups:now"), **HTMX)
+    [task] = queued_tasks()
+    token = task["args"][0]
+    job = caches["default"].get(jobs.JOB.format(token=token))
+    long_ago = job["queued_at"] - timedelta(seconds=jobs.LOCK_S + 1)
+    caches["default"].set(jobs.JOB.format(token=token), job | {"queued_at": long_ago})
+
+    html = poll(client, token)
+
+    assert "No task worker has taken this backup for 6 minutes" in html and "hx-trigger" not in html
+    assert 'id="backup-list" class="card" hx-swap-oob="true"' in html
