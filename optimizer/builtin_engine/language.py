@@ -12,6 +12,10 @@ import re
 UNKNOWN = "unknown"
 SURE = 0.9  # the whole model's probability that settles it
 LIKELY = 0.45  # among the common languages only, for a text too short for the whole model
+# The characters classified: the model's time grows with them, its answer settles long before (the
+# first 2,000 give the same language as the first 6,000 for every prompt of the 1,529 in the CSV; a
+# long prompt spent 1.6 ms here, a tenth of its optimization).
+SAMPLE = 2000
 
 NAMES = {
     "en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese", "it": "Italian",
@@ -49,7 +53,7 @@ def _identifier(*, common_only: bool = False):
 @functools.lru_cache(maxsize=256)
 def detect(text: str) -> str:
     """The ISO 639-1 code of ``text``'s language, or ``UNKNOWN``."""
-    sample = NOISE.sub(" ", text[:6000])
+    sample = NOISE.sub(" ", text[:SAMPLE])
     letters = sum(map(str.isalpha, sample))
     if letters < 3:
         return UNKNOWN

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from optimizer.builtin_engine import builtin
 from optimizer.builtin_engine.analysis import deconstruct, diagnose, select_techniques
 from optimizer.builtin_engine.catalogue import ALL_TYPES, PRESETS, TECHNIQUES
-from optimizer.builtin_engine.language import detect, detect_language
+from optimizer.builtin_engine.language import SAMPLE, detect, detect_language
 from optimizer.builtin_engine.reading import read
 from optimizer.builtin_engine.spans import missing_spans
 from optimizer.forms import prompt_text_validate
@@ -180,6 +180,15 @@ def test_json_prompts_stay_whole_and_get_no_prose():
 def test_language_detection_by_the_library_on_short_prompts(text, code, name):
     assert detect(text) == code
     assert detect_language(text) == name
+
+
+def test_a_long_prompts_language_is_read_from_its_opening_only():
+    """The classifier's time grows with the text, so it reads the first SAMPLE characters: a prompt
+    that opens in English and then quotes pages of French is English (its instructions are)."""
+    english = "Summarize the French report below for our board, in five bullet points of plain English. " * 25
+    french = "Le rapport annuel présente les résultats de la société et les perspectives pour l'année. " * 80
+    assert len(english) > SAMPLE and detect(english + french) == "en"
+    assert detect(french) == "fr"
 
 
 @pytest.mark.parametrize(
