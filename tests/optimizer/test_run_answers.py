@@ -471,7 +471,7 @@ def test_an_unchanged_prompt_offers_neither_optimize_again_nor_keep_my_original(
     assert "Keep my original" not in html and keep_url(run) not in html
     assert (
         "Optimizing again with the same settings would give the same result: answer the questions below, "
-        "or pick another model or techniques with Optimize again with…" in html
+        "or use Optimize again with… to pick another model or techniques." in html
     )
 
 
@@ -493,8 +493,8 @@ def test_a_builtin_result_is_not_offered_optimize_again_its_second_pass_changes_
 
     assert reverse("optimizer:run-reoptimize", args=[run.pk]) not in html
     assert (
-        "(the built-in engine's second pass changes nothing): answer the questions below, or pick another "
-        "model or techniques with Optimize again with…" in html
+        "(the built-in engine's second pass changes nothing): answer the questions below, or use Optimize "
+        "again with… to pick another model or techniques." in html
     )
     assert f'href="{reverse("optimizer:optimize")}?from={run.pk}">Optimize again with…' in html
     with pytest.raises(ValidationError, match="second pass over its own result changes nothing"):
