@@ -2,6 +2,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -145,8 +146,10 @@ def _run_context(
     after the panel is swapped in, so the result appears sooner."""
     context = {"run": run, "criteria": CRITERIA, "diff_mode": diff_mode, "lazy_diff": lazy_diff}
     if run.status == OptimizationRun.Status.DONE:
-        context["score_rows"] = _score_rows(run)
-        context["penalties"] = _penalties(run)
+        # Shown only inside the result's cached fragment: a template calls them when it draws that
+        # fragment, not on a run whose result it has drawn before (every result-cache hit).
+        context["score_rows"] = partial(_score_rows, run)
+        context["penalties"] = partial(_penalties, run)
         context["unchanged"] = run.optimized_text.strip() == run.prompt.text.strip()
         context["verdict"] = None if context["unchanged"] else _verdict(run)  # nothing to compare
         context["serious"] = any(
@@ -169,19 +172,20 @@ def _run_context(
         context["edit_form"] = edit_form or RunEditForm(initial={"text": again_text(run)[0]})
         context["answers_given"] = sorted((run.settings.get("answers") or {}).items())
         context["body_key"] = _result_digest(run)
-        context["deconstruction_rows"] = [
-            (
-                key.replace("_", " ").capitalize(),
-                "; ".join(map(str, value)) if isinstance(value, list) else value,
-            )
-            for key, value in (run.deconstruction or {}).items()
-        ]
+        context["deconstruction_rows"] = partial(_deconstruction_rows, run)
         context["diff"] = None if lazy_diff else _diff(run, diff_mode)
         context["calls"] = _call_rows(run)
         context["calls_failed"] = any(call["failed"] or call["retried"] for call in context["calls"])
     else:
         context["stages"] = _stage_rows(run)
     return context
+
+
+def _deconstruction_rows(run: OptimizationRun) -> list[tuple[str, str]]:
+    return [
+        (key.replace("_", " ").capitalize(), "; ".join(map(str, value)) if isinstance(value, list) else value)
+        for key, value in (run.deconstruction or {}).items()
+    ]
 
 
 def _result_digest(run: OptimizationRun) -> str:
