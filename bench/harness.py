@@ -23,16 +23,18 @@ BENCH_PASSWORD = "bench-password-123"  # noqa: S105 - a throwaway user in a thro
 
 @dataclass(frozen=True)
 class Target:
-    """What a figure must reach: ``p50``/``p95`` at most ``limit`` ms, or ``ratio`` (the p50 over
-    the floor's p50) at most ``limit`` times."""
+    """What a figure must reach: ``p50``/``p95`` at most ``limit`` ms (or ``unit``, for a row whose
+    figures are not times, such as a peak RSS in MiB), or ``ratio`` (the p50 over the floor's p50)
+    at most ``limit`` times."""
 
     figure: str
     limit: float
+    unit: str = "ms"
 
     def __str__(self) -> str:
         if self.figure == "ratio":
             return f"<= {self.limit:g}x floor"
-        return f"{self.figure} <= {self.limit:g} ms"
+        return f"{self.figure} <= {self.limit:g} {self.unit}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Result:
 
     def as_dict(self) -> dict:
         """For a benchmark measured in a child process (``from_dict`` reads it back)."""
-        target = self.target and {"figure": self.target.figure, "limit": self.target.limit}
+        target = self.target and dict(vars(self.target))
         return {**self.__dict__, "target": target}
 
     @classmethod
