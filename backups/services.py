@@ -696,18 +696,28 @@ def _caches_forget() -> None:
             logger.warning("after the restore, the cache could not be cleared (%s)", type(exc).__name__)
 
 
+class _Discard:
+    """A binary sink: a content digest only hashes what it is written."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
 def content_digests() -> dict[str, str]:
     """A SHA-256 of each backed-up model's rows as this installation reads them (canonical JSON, in
-    key order): equal digests mean equal content, whichever database engine holds it."""
+    key order, a row at a time): equal digests mean equal content, whichever database engine holds
+    it."""
     digests = {}
     for label in MODELS:
-        digest = hashlib.sha256()
-        rows = serializers.serialize(
-            "python", _queryset(label).iterator(chunk_size=CHUNK), use_natural_foreign_keys=True
+        writer = _HashingWriter(_Discard())
+        _JsonLines().serialize(
+            _queryset(label).iterator(chunk_size=CHUNK),
+            stream=writer,
+            use_natural_foreign_keys=True,
+            cls=_Encoder,
+            sort_keys=True,
         )
-        for row in rows:
-            digest.update(json.dumps(row, sort_keys=True, cls=_Encoder).encode())
-        digests[label] = digest.hexdigest()
+        digests[label] = writer.sha256.hexdigest()
     return digests
 
 
