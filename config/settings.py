@@ -88,6 +88,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_COOKIE_HTTPONLY = True  # HTMX sends the token from the page (hx-headers), not the cookie.
 SESSION_COOKIE_HTTPONLY = True
+SESSION_ENGINE = "config.sessions"  # Django's database sessions, read with a plain statement
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
