@@ -115,7 +115,7 @@ def _to_run_page(request, run: OptimizationRun):
     }
     response = render(request, "optimizer/run.html", context)
     response = reswap(retarget(response, "body"), "innerHTML show:window:top")
-    return push_url(response, reverse("optimizer:run", args=[run.pk]))
+    return push_url(response, run.urls["run"])
 
 
 def _optimize_context(form) -> dict:
