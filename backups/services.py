@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -168,6 +169,29 @@ def _storage_of(backup: Backup):
     return storage
 
 
+LEFTOVER = re.compile(r"\.snapshot-(?P<snapshot>\d+)-.*|\..*\.(?P<partial>\d+)\.partial")
+
+
+def _leftovers_remove(folder: Path) -> None:
+    """What a backup, restore or upload killed midway left in the folder: a copy of the SQLite
+    database (plain, whatever BACKUP_ENCRYPTION_KEY says) or a partial file. Each name holds the
+    process that made it; those whose process is gone are deleted."""
+    for path in folder.iterdir():
+        found = LEFTOVER.fullmatch(path.name)
+        if found and not _process_alive(int(found["snapshot"] or found["partial"])):
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def _keep(local: Path) -> tuple[str, str]:
     """A finished file put where backups are kept: into the backup storage when there is one (the
     local file then goes, whatever happens), else left where it is. Its name and place."""
@@ -255,7 +279,8 @@ def backup_create(
     record = Backup.objects.create(
         name=str(target), trigger=trigger, created_by=user, note=note[:200], encrypted=key is not None
     )
-    partial = target.with_name(f".{target.name}.partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _leftovers_remove(backup_dir())
     try:
         report = (lambda *step: progress(record, *step)) if progress else None
         manifest = _write(partial, now, key, report)
@@ -368,7 +393,8 @@ def _reading_snapshot() -> Iterator[str]:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield DEFAULT_DB_ALIAS
         return
-    descriptor, name = tempfile.mkstemp(prefix=".snapshot-", suffix=".sqlite3", dir=backup_dir())
+    prefix = f".snapshot-{os.getpid()}-"
+    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=".sqlite3", dir=backup_dir())
     os.close(descriptor)  # mkstemp made it 0600
     try:
         connection.ensure_connection()
@@ -406,13 +432,14 @@ def _file_sha256(path: Path) -> str:
 def verify(source: Backup | Path | str) -> Manifest:
     """The manifest of a backup (a ``Backup`` record or a file) that can be restored here;
     BackupError naming the first problem."""
-    with _readable(source) as (path, shown):
-        return _verify_file(path, shown)
+    with _readable(source) as (file, shown):
+        return _verify_file(file, shown)
 
 
-def _verify_file(path: Path, shown: str) -> Manifest:
+def _verify_file(file: BinaryIO, shown: str) -> Manifest:
+    file.seek(0)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError) as exc:
         raise BackupError(f"{shown} is not a backup of this site (not a ZIP file: {exc}).") from None
     with archive:
@@ -420,20 +447,26 @@ def _verify_file(path: Path, shown: str) -> Manifest:
 
 
 @contextmanager
-def _readable(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
-    """A local ZIP file holding the backup ``source`` names, decrypted when it is encrypted, and how
-    messages name it."""
-    with _stored_file(source) as (stored, shown), _decrypted(stored, shown) as path:
-        yield path, shown
+def _readable(source: Backup | Path | str) -> Iterator[tuple[BinaryIO, str]]:
+    """The backup ``source`` names as a ZIP file open for reading (decrypted when it is encrypted),
+    and how messages name it."""
+    with _stored_file(source) as (stored, shown), _decrypted(stored, shown) as file:
+        yield file, shown
+
+
+def _unnamed_file() -> BinaryIO:
+    """An owner-only temporary file beside the backups that has no name on disk (unlinked at once):
+    a plain copy of an encrypted backup is gone with the process, even one killed with SIGKILL."""
+    return tempfile.TemporaryFile(prefix=".restoring-", dir=backup_dir())
 
 
 @contextmanager
-def _decrypted(stored: Path, shown: str) -> Iterator[Path]:
-    """``stored`` itself, or when it is encrypted its plain ZIP in an owner-only temporary file
-    beside the backups (a ZIP is read by seeking: it cannot be read through the decryption),
-    deleted afterwards."""
-    with stored.open("rb") as file:
-        encrypted = crypto.is_encrypted(file.read(len(crypto.MAGIC)))
+def _decrypted(stored: BinaryIO, shown: str) -> Iterator[BinaryIO]:
+    """``stored`` itself, or when it is encrypted its plain ZIP in an unnamed temporary file (a ZIP
+    is read by seeking: it cannot be read through the decryption)."""
+    stored.seek(0)
+    encrypted = crypto.is_encrypted(stored.read(len(crypto.MAGIC)))
+    stored.seek(0)
     if not encrypted:
         yield stored
         return
@@ -443,29 +476,26 @@ def _decrypted(stored: Path, shown: str) -> Iterator[Path]:
             f"{shown}: this backup is encrypted: set BACKUP_ENCRYPTION_KEY to the key it was made "
             "with. Nothing was restored."
         )
-    descriptor, name = tempfile.mkstemp(prefix=".decrypted-", suffix=".zip", dir=backup_dir())
-    try:
-        with os.fdopen(descriptor, "wb") as plain, stored.open("rb") as file:
-            try:
-                crypto.decrypt(file, plain, key)
-            except crypto.WrongKeyError:
-                raise BackupError(
-                    f"{shown}: the key does not open this backup: BACKUP_ENCRYPTION_KEY is not the key "
-                    "it was made with. Set it to that key. Nothing was restored."
-                ) from None
-            except crypto.DamagedError as exc:
-                raise BackupError(
-                    f"{shown} cannot be decrypted: {exc}. The file is damaged or was changed. "
-                    "Nothing was restored."
-                ) from None
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    with _unnamed_file() as plain:
+        try:
+            crypto.decrypt(stored, plain, key)
+        except crypto.WrongKeyError:
+            raise BackupError(
+                f"{shown}: the key does not open this backup: BACKUP_ENCRYPTION_KEY is not the key "
+                "it was made with. Set it to that key. Nothing was restored."
+            ) from None
+        except crypto.DamagedError as exc:
+            raise BackupError(
+                f"{shown} cannot be decrypted: {exc}. The file is damaged or was changed. "
+                "Nothing was restored."
+            ) from None
+        plain.seek(0)
+        yield plain
 
 
 @contextmanager
-def _stored_file(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
-    """A local file holding the stored bytes of ``source``, and how messages name it."""
+def _stored_file(source: Backup | Path | str) -> Iterator[tuple[BinaryIO, str]]:
+    """The stored bytes of ``source`` as a local file open for reading, and how messages name it."""
     if isinstance(source, Backup):
         if source.status != Backup.Status.DONE:
             raise BackupError(
@@ -474,31 +504,28 @@ def _stored_file(source: Backup | Path | str) -> Iterator[tuple[Path, str]]:
             )
         shown = f"Backup {source.pk} ({Path(source.name).name})"
         if source.place == Backup.Place.FOLDER:
-            path = Path(source.name)
-            if not path.is_file():
-                raise BackupError(_gone(source))
-            yield path, shown
+            with backup_open(source) as file:
+                yield file, shown
             return
-        with _downloaded(source) as path:
-            yield path, shown
+        with _downloaded(source) as file:
+            yield file, shown
         return
     path = Path(source)
     if not path.is_file():
         raise BackupError(f"{path} is not a file. Give the path of a backup (manage.py listbackups).")
-    yield path, str(path)
+    with path.open("rb") as file:
+        yield file, str(path)
 
 
 @contextmanager
-def _downloaded(backup: Backup) -> Iterator[Path]:
-    """A backup's file fetched from the backup storage into an owner-only temporary file beside the
-    backups (a ZIP is read by seeking), deleted afterwards."""
-    descriptor, name = tempfile.mkstemp(prefix=".downloaded-", dir=backup_dir())  # 0600
-    try:
-        with os.fdopen(descriptor, "wb") as file, backup_open(backup) as stored:
+def _downloaded(backup: Backup) -> Iterator[BinaryIO]:
+    """A backup's file fetched from the backup storage into an unnamed temporary file (a ZIP is
+    read by seeking)."""
+    with _unnamed_file() as file:
+        with backup_open(backup) as stored:
             shutil.copyfileobj(stored, file, 1024 * 1024)
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
+        file.seek(0)
+        yield file
 
 
 def _gone(backup: Backup) -> str:
@@ -579,12 +606,12 @@ def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
 
 def restore_plan(source: Backup | Path | str) -> RestorePlan:
     """What restoring ``source`` (a ``Backup`` record or a file) would do, once it is verified."""
-    with _readable(source) as (path, shown):
-        return _plan(path, shown)
+    with _readable(source) as (file, shown):
+        return _plan(file, shown)
 
 
-def _plan(path: Path, shown: str) -> RestorePlan:
-    manifest = _verify_file(path, shown)
+def _plan(file: BinaryIO, shown: str) -> RestorePlan:
+    manifest = _verify_file(file, shown)
     current = {label: _model(label)._default_manager.count() for label in MODELS}
     return RestorePlan(manifest=manifest, current=current)
 
@@ -595,13 +622,14 @@ def restore(
     """Verify ``source`` (a ``Backup`` record or a file), take a safety backup of the data now
     (unless ``safety`` is False), then replace every row of the backed-up models with the
     backup's, in one transaction."""
-    with _readable(source) as (path, shown):
-        plan = _plan(path, shown)
+    with _readable(source) as (file, shown):
+        plan = _plan(file, shown)
         before = None
         if safety:
-            note = f"before restoring {shown if isinstance(source, Backup) else path.name}"
+            note = f"before restoring {shown if isinstance(source, Backup) else Path(source).name}"
             before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
-        with zipfile.ZipFile(path) as archive, transaction.atomic():
+        file.seek(0)
+        with zipfile.ZipFile(file) as archive, transaction.atomic():
             _empty()
             for label in MODELS:
                 with archive.open(_member_name(label)) as member:
@@ -764,13 +792,13 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
     now = timezone.now()
     shown = Path(str(filename).replace("\\", "/")).name[:100] or "the uploaded file"
     folder = backup_dir()
-    partial = folder / f".upload-{now:%Y%m%d-%H%M%S-%f}.partial"
+    partial = folder / f".upload-{now:%Y%m%d-%H%M%S-%f}.{os.getpid()}.partial"
     target, kept = None, None
     try:
         _copy_owner_only(upload, partial)
-        with _decrypted(partial, shown) as plain:
+        with partial.open("rb") as stored, _decrypted(stored, shown) as plain:
             manifest = _verify_file(plain, shown)
-            encrypted = plain != partial
+            encrypted = plain is not stored
         target = folder / f"upload-{now:%Y%m%d-%H%M%S-%f}{'.zip.enc' if encrypted else '.zip'}"
         os.replace(partial, target)
         size, sha256 = target.stat().st_size, _file_sha256(target)

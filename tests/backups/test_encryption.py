@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from django.db.models.signals import post_save
 
 from backups import crypto, services
 from backups.models import Backup
@@ -121,6 +122,24 @@ def test_with_the_key_a_backup_is_encrypted_and_restores_with_it(encrypted, sett
     assert left_in(settings.BACKUP_DIR) == []  # the decrypted copy is gone
 
 
+def test_the_decrypted_copy_never_has_a_name_on_disk(encrypted, settings, tmp_path):
+    """Even while the restore holds it (here: while it takes its safety backup), so a restore
+    killed then leaves no plain copy of the encrypted backup behind."""
+    seen = []
+
+    def look(sender, instance, created, **kwargs):
+        if created and instance.trigger == Backup.Trigger.SAFETY:
+            seen.append(sorted(path.name for path in tmp_path.rglob("*") if path.is_file()))
+
+    post_save.connect(look, sender=Backup)
+    try:
+        services.restore(encrypted)
+    finally:
+        post_save.disconnect(look, sender=Backup)
+
+    assert seen == [[Path(encrypted.name).name]]  # only the encrypted file itself
+
+
 def refused_unchanged(source, message: str) -> services.BackupError:
     """``source`` is refused for restore with ``message``; nothing changed, not even a safety backup."""
     before, records = services.content_digests(), Backup.objects.count()
@@ -189,3 +208,25 @@ def test_generate_key_prints_a_new_key_that_the_settings_accept(tmp_path):
     assert not (tmp_path / "backups").exists()  # no backup was made
     with_key = manage("check", env=env | {"BACKUP_ENCRYPTION_KEY": key})
     assert with_key.returncode == 0, with_key.stderr
+
+
+@pytest.mark.usefixtures("data")
+def test_what_a_killed_backup_left_is_deleted_by_the_next(settings):
+    """A copy of the SQLite database (plain, even with encryption on) or a partial file, named
+    after a process that is gone; those of a live process stay."""
+    folder = services.backup_dir()
+    dead, alive = 999_999_999, os.getpid()
+    leftovers = [
+        f".snapshot-{dead}-x1y2.sqlite3",
+        f".snapshot-{dead}-x1y2.sqlite3-wal",
+        f".backup-20261204-000000-000000.zip.{dead}.partial",
+        f".upload-20261204.{dead}.partial",
+    ]
+    running = [f".snapshot-{alive}-a1b2.sqlite3", f".backup-20261204-000001-000000.zip.{alive}.partial"]
+    for name in leftovers + running:
+        (folder / name).write_bytes(b"prompts and password hashes")
+
+    backup = services.backup_create()
+
+    assert sorted(left_in(folder)) == sorted(running)
+    assert Path(backup.name).exists()
