@@ -83,6 +83,7 @@ MAX_TOTAL_BYTES = 16 * 1024**3
 MAX_RATIO = 200  # uncompressed / compressed: JSON compresses ~10x, a zip bomb thousands of times
 MAX_MANIFEST_BYTES = 1024**2
 SNAPSHOT_ALIAS = "backup-snapshot"
+RUNNING_AT_MOST = timedelta(hours=12)  # far beyond the longest backup (100,000 records: seconds)
 BATCH = 1000
 CHUNK = 2000
 
@@ -852,9 +853,11 @@ def prune_plan(*, keep_days: int, keep_last: int, now=None) -> list[Backup]:
 
 
 def prune(*, keep_days: int, keep_last: int) -> list[Backup]:
-    """Delete what ``prune_plan`` names: the file (in the backup folder or storage), then its record.
+    """Fail the backups whose process was killed, then delete what ``prune_plan`` names: the file
+    (in the backup folder or storage), then its record.
     A file the storage fails to delete keeps its record, for the next rotation to try again.
     Returns what was deleted."""
+    _stopped_fail()
     deleted = []
     for backup in prune_plan(keep_days=keep_days, keep_last=keep_last):
         if backup.status == Backup.Status.DONE:
@@ -868,6 +871,20 @@ def prune(*, keep_days: int, keep_last: int) -> list[Backup]:
         backup.pk = pk  # the caller is told which
         deleted.append(backup)
     return deleted
+
+
+def _stopped_fail() -> int:
+    """Backups still "running" long after any backup ends: the process making them was killed (it
+    could not say so). They are failed, so no list shows them running for ever and rotation can
+    delete them in their turn."""
+    return Backup.objects.filter(
+        status=Backup.Status.RUNNING, started_at__lt=timezone.now() - RUNNING_AT_MOST
+    ).update(
+        status=Backup.Status.FAILED,
+        error="The process making this backup stopped before it was done (killed or the machine "
+        "restarted); its file was never completed.",
+        finished_at=timezone.now(),
+    )
 
 
 def backup_scheduled() -> Backup:

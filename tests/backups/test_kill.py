@@ -7,6 +7,8 @@ emptying the tables: on PostgreSQL its session has an open transaction that hold
 prompts' DELETE and is inserting usage records; on SQLite the write-ahead log ends with pages that
 no commit frame follows (a transaction in progress, big enough to spill). Frozen, it cannot commit
 between that look and the SIGKILL, so the kill lands mid-transaction every time, without a sleep.
+
+And a backup whose process was killed does not stay "running" for ever.
 """
 
 import os
@@ -15,13 +17,16 @@ import struct
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from backups import services
+from backups.models import Backup
 from costs.models import UsageRecord
 from optimizer.models import OptimizationRun, Prompt
 from tests.backups.test_backup_restore import data  # noqa: F401 - a fixture
@@ -167,3 +172,19 @@ def test_a_restore_killed_mid_transaction_leaves_the_database_as_it_was(
     done = manage("restore", str(backup), "--yes", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert services.content_digests() == wanted
+
+
+@pytest.mark.django_db
+def test_a_backup_whose_process_was_killed_is_failed_by_the_rotation(settings, tmp_path):
+    """Its record said "running" for ever (the killed process could not say otherwise)."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    stopped = Backup.objects.create(name=str(tmp_path / "backups" / "backup-stopped.zip"))
+    running = Backup.objects.create(name=str(tmp_path / "backups" / "backup-running.zip"))
+    Backup.objects.filter(pk=stopped.pk).update(started_at=timezone.now() - timedelta(hours=13))
+
+    services.prune(keep_days=30, keep_last=7)
+
+    stopped.refresh_from_db()
+    running.refresh_from_db()
+    assert stopped.status == "failed" and "stopped before it was done" in stopped.error
+    assert running.status == "running"
