@@ -19,8 +19,10 @@ Files are written owner-only (0600) under a temporary name and renamed when comp
 backup never leaves a file that looks good.
 """
 
+import contextlib
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -82,6 +84,8 @@ MAX_MEMBER_BYTES = 8 * 1024**3  # uncompressed, per member
 MAX_TOTAL_BYTES = 16 * 1024**3
 MAX_RATIO = 200  # uncompressed / compressed: JSON compresses ~10x, a zip bomb thousands of times
 MAX_MANIFEST_BYTES = 1024**2
+MAX_LINE_BYTES = 64 * 1024**2  # one row of a JSON Lines backup (a run with its whole analysis: KBs)
+FORMATS = ("zip", "jsonl")
 SNAPSHOT_ALIAS = "backup-snapshot"
 RUNNING_AT_MOST = timedelta(hours=12)  # far beyond the longest backup (100,000 records: seconds)
 BATCH = 1000
@@ -266,16 +270,20 @@ def backup_create(
     trigger: str = Backup.Trigger.COMMAND,
     user=None,
     progress: Callable[[Backup, str, int, int], None] | None = None,
+    file_format: str = "zip",
 ) -> Backup:
     """Write a backup (to ``output``, or a new file in the backup folder or storage) and its
-    ``Backup`` record.
+    ``Backup`` record. ``file_format`` "zip" (the default) or "jsonl": one JSON Lines file, the
+    members one after the other and the manifest as its last line.
 
     ``progress(record, label, done, total)`` is called after each model's rows are written (``done``
     of ``total`` models), for a page that shows the backup as it goes."""
     started = time.perf_counter()
     now = timezone.now()
+    if file_format not in FORMATS:
+        raise BackupError(f"A backup is written as {' or '.join(FORMATS)}, not {file_format!r}.")
     key = _encryption_key()
-    suffix = ".zip.enc" if key else ".zip"
+    suffix = f".{file_format}.enc" if key else f".{file_format}"
     target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}{suffix}"
     record = Backup.objects.create(
         name=str(target), trigger=trigger, created_by=user, note=note[:200], encrypted=key is not None
@@ -284,7 +292,7 @@ def backup_create(
     _leftovers_remove(backup_dir())
     try:
         report = (lambda *step: progress(record, *step)) if progress else None
-        manifest = _write(partial, now, key, report)
+        manifest = _write(partial, now, key, report, file_format)
         os.replace(partial, target)
         size, sha256 = target.stat().st_size, _file_sha256(target)
         name, place = _keep(target) if output is None else (str(target), Backup.Place.FOLDER)
@@ -314,15 +322,28 @@ def backup_create(
 
 
 def _write(
-    path: Path, now: datetime, key: bytes | None, progress: Callable[[str, int, int], None] | None
+    path: Path,
+    now: datetime,
+    key: bytes | None,
+    progress: Callable[[str, int, int], None] | None,
+    file_format: str,
 ) -> Manifest:
-    """The ZIP into ``path``: through the chunked encryption when there is a ``key`` (no plain copy
-    ever reaches the disk), fsynced before it is renamed into place."""
+    """The ZIP (or JSON Lines) into ``path``: through the chunked encryption when there is a
+    ``key`` (no plain copy ever reaches the disk), fsynced before it is renamed into place."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as raw:
         sink = crypto.Encryptor(raw, key) if key else raw
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
-            manifest = _write_members(archive, now, progress)
+        if file_format == "jsonl":
+            manifest = _write_members(lambda _label: contextlib.nullcontext(sink), now, progress)
+            sink.write(json.dumps({"manifest": manifest.data}).encode() + b"\n")
+        else:
+            with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+
+                def member(label: str):
+                    return archive.open(_member_name(label), "w", force_zip64=True)
+
+                manifest = _write_members(member, now, progress)
+                archive.writestr(MANIFEST, json.dumps(manifest.data, indent=2))
         if key:
             sink.finish()
         raw.flush()
@@ -331,12 +352,14 @@ def _write(
 
 
 def _write_members(
-    archive: zipfile.ZipFile, now: datetime, progress: Callable[[str, int, int], None] | None
+    member_open: Callable, now: datetime, progress: Callable[[str, int, int], None] | None
 ) -> Manifest:
+    """Each model's rows into the binary stream ``member_open(label)`` gives, and the manifest
+    that describes them."""
     members = {}
     with _reading_snapshot() as alias:
         for label in MODELS:
-            with archive.open(_member_name(label), "w", force_zip64=True) as member:
+            with member_open(label) as member:
                 writer = _HashingWriter(member)
                 _JsonLines().serialize(
                     _queryset(label).using(alias).iterator(chunk_size=CHUNK),
@@ -360,7 +383,6 @@ def _write_members(
             "members": members,
         }
     )
-    archive.writestr(MANIFEST, json.dumps(manifest.data, indent=2))
     return manifest
 
 
@@ -438,6 +460,8 @@ def verify(source: Backup | Path | str) -> Manifest:
 
 
 def _verify_file(file: BinaryIO, shown: str) -> Manifest:
+    if _is_lines(file):
+        return _verify_lines(file, shown)
     file.seek(0)
     try:
         archive = zipfile.ZipFile(file)
@@ -566,24 +590,9 @@ def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
         data = json.loads(archive.read(MANIFEST))
     except (ValueError, zipfile.BadZipFile, OSError) as exc:
         raise BackupError(f"{path}: its manifest cannot be read ({exc}). Nothing was restored.") from None
-    if not isinstance(data, dict) or data.get("kind") != KIND:
-        raise BackupError(f"{path} is not a backup of this site (its manifest is not ours).")
-    if data.get("format") != FORMAT_VERSION:
-        raise BackupError(
-            f"{path} is in backup format {data.get('format')!r}; this version reads format "
-            f"{FORMAT_VERSION}. Restore it with the version that made it ({data.get('app_version')})."
-        )
-    members = data.get("members")
-    if not isinstance(members, dict) or set(members) != set(MODELS) or set(names) != expected:
+    members = _manifest_check(data, path)
+    if set(names) != expected:
         raise BackupError(f"{path}: the manifest does not list the models this version backs up.")
-    here = migration_state()
-    if data.get("migrations") != here:
-        app = next(app for app in APPS if (data.get("migrations") or {}).get(app) != here[app])
-        raise BackupError(
-            f"{path} was made at another migration state of {app!r} (by version "
-            f"{data.get('app_version')}). Restore it with that version, or bring both to the same "
-            "migrations (manage.py migrate) first. Nothing was restored."
-        )
     for label, member in members.items():
         digest, size = hashlib.sha256(), 0
         try:
@@ -593,13 +602,114 @@ def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
                     size += len(block)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise BackupError(f"{path}: {label} cannot be read ({exc}): the file is damaged.") from None
-        expected_digest = member.get("sha256") if isinstance(member, dict) else None
-        if digest.hexdigest() != expected_digest or size != member.get("bytes"):
+        _member_check(path, label, member, digest.hexdigest(), size)
+    return Manifest(data)
+
+
+def _manifest_check(data, path: str) -> dict:
+    """The members of a manifest that is ours, at this installation's migration state."""
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise BackupError(f"{path} is not a backup of this site (its manifest is not ours).")
+    if data.get("format") != FORMAT_VERSION:
+        raise BackupError(
+            f"{path} is in backup format {data.get('format')!r}; this version reads format "
+            f"{FORMAT_VERSION}. Restore it with the version that made it ({data.get('app_version')})."
+        )
+    members = data.get("members")
+    if not isinstance(members, dict) or set(members) != set(MODELS):
+        raise BackupError(f"{path}: the manifest does not list the models this version backs up.")
+    here = migration_state()
+    if data.get("migrations") != here:
+        app = next(app for app in APPS if (data.get("migrations") or {}).get(app) != here[app])
+        raise BackupError(
+            f"{path} was made at another migration state of {app!r} (by version "
+            f"{data.get('app_version')}). Restore it with that version, or bring both to the same "
+            "migrations (manage.py migrate) first. Nothing was restored."
+        )
+    return members
+
+
+def _member_check(path: str, label: str, member, digest: str, size: int) -> None:
+    expected = member.get("sha256") if isinstance(member, dict) else None
+    if digest != expected or size != member.get("bytes"):
+        raise BackupError(
+            f"{path}: {label} does not match its checksum: the file is damaged or was changed. "
+            "Nothing was restored."
+        )
+
+
+# --- JSON Lines backups: the members one after the other, then {"manifest": ...} -----------------
+
+
+def _is_lines(file: BinaryIO) -> bool:
+    """Whether ``file`` is a JSON Lines backup (a ZIP starts with "PK")."""
+    file.seek(0)
+    first = file.read(1)
+    file.seek(0)
+    return first == b"{"
+
+
+def _row_model(line: bytes) -> str | None:
+    """The model a row of ours names, from the start of its line (our writer puts it first)."""
+    prefix = b'{"model": "'
+    end = line.find(b'"', len(prefix))
+    return line[len(prefix) : end].decode("ascii", "replace") if line.startswith(prefix) and end > 0 else None
+
+
+def _lines(file: BinaryIO, path: str) -> Iterator[bytes]:
+    """The lines of a JSON Lines backup, each refused past MAX_LINE_BYTES (a line is read whole)."""
+    file.seek(0)
+    total = 0
+    while line := file.readline(MAX_LINE_BYTES + 1):
+        total += len(line)
+        if len(line) > MAX_LINE_BYTES or total > MAX_TOTAL_BYTES:
             raise BackupError(
-                f"{path}: {label} does not match its checksum: the file is damaged or was changed. "
+                f"{path} has a line or a size no backup of ours has: refused. Nothing was restored."
+            )
+        yield line
+
+
+def _verify_lines(file: BinaryIO, path: str) -> Manifest:
+    hashes = {label: [hashlib.sha256(), 0] for label in MODELS}
+    reached, manifest_line = 0, None
+    for line in _lines(file, path):
+        if manifest_line is not None:
+            raise BackupError(
+                f"{path}: there is more after its manifest: it was changed. Nothing was restored."
+            )
+        if line.startswith(b'{"manifest": '):
+            manifest_line = line
+            continue
+        label = _row_model(line)
+        if label not in hashes or MODELS.index(label) < reached:
+            raise BackupError(
+                f"{path} holds a line that no backup of this site holds where it is "
+                f"({(label or line[:40].decode(errors='replace'))!r}): it was changed or is not ours. "
                 "Nothing was restored."
             )
+        reached = MODELS.index(label)
+        hashes[label][0].update(line)
+        hashes[label][1] += len(line)
+    if manifest_line is None or len(manifest_line) > MAX_MANIFEST_BYTES:
+        raise BackupError(
+            f"{path} is not a backup of this site, or was cut short: it does not end with its manifest. "
+            "Nothing was restored."
+        )
+    try:
+        data = json.loads(manifest_line)["manifest"]
+    except (ValueError, KeyError) as exc:
+        raise BackupError(f"{path}: its manifest cannot be read ({exc}). Nothing was restored.") from None
+    members = _manifest_check(data, path)
+    for label, member in members.items():
+        _member_check(path, label, member, hashes[label][0].hexdigest(), hashes[label][1])
     return Manifest(data)
+
+
+def _load_lines(file: BinaryIO) -> None:
+    """A verified JSON Lines backup's rows, model after model, in the order they were written."""
+    rows = (line for line in _lines(file, "the backup") if not line.startswith(b'{"manifest": '))
+    for label, lines in itertools.groupby(rows, key=_row_model):
+        _load(label, (line.decode() for line in lines))
 
 
 # --- Restoring ------------------------------------------------------------------------------------
@@ -629,12 +739,15 @@ def restore(
         if safety:
             note = f"before restoring {shown if isinstance(source, Backup) else Path(source).name}"
             before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
-        file.seek(0)
-        with zipfile.ZipFile(file) as archive, transaction.atomic():
+        with transaction.atomic():
             _empty()
-            for label in MODELS:
-                with archive.open(_member_name(label)) as member:
-                    _load(label, io.TextIOWrapper(member, encoding="utf-8"))
+            if _is_lines(file):
+                _load_lines(file)
+            else:
+                with zipfile.ZipFile(file) as archive:
+                    for label in MODELS:
+                        with archive.open(_member_name(label)) as member:
+                            _load(label, io.TextIOWrapper(member, encoding="utf-8"))
             _dangling_links_clear()
             _sequences_reset()
         transaction.on_commit(_caches_forget)
@@ -799,8 +912,8 @@ def backup_import(upload: BinaryIO, *, filename: str, user=None) -> Backup:
         _copy_owner_only(upload, partial)
         with partial.open("rb") as stored, _decrypted(stored, shown) as plain:
             manifest = _verify_file(plain, shown)
-            encrypted = plain is not stored
-        target = folder / f"upload-{now:%Y%m%d-%H%M%S-%f}{'.zip.enc' if encrypted else '.zip'}"
+            encrypted, kind = plain is not stored, "jsonl" if _is_lines(plain) else "zip"
+        target = folder / f"upload-{now:%Y%m%d-%H%M%S-%f}.{kind}{'.enc' if encrypted else ''}"
         os.replace(partial, target)
         size, sha256 = target.stat().st_size, _file_sha256(target)
         kept = _keep(target)
