@@ -1,14 +1,14 @@
 """Backups of the site's data, and their restore.
 
-A backup is a ZIP file: one JSON Lines member per model (Django's ``jsonl`` serializer, written row
-by row as the rows are read, so memory stays flat however large the database) and a
-``manifest.json`` saying what it is: format and app version, the migration state of every app,
-rows and SHA-256 per member, when and from which database engine. It holds the users (with their
-password hashes, groups and permissions) and everything of ``optimizer`` and ``costs``; never a
-session, the secret key or anything from the environment (a provider keeps only the *name* of its
-key's variable). What is live and of this machine only is left out: budget reservations of calls in
-flight, the answers kept for runs in progress, and the list of backups itself (it describes the
-files in this machine's backup folder).
+A backup is a ZIP file (or JSON Lines, below): one JSON Lines member per model (Django's ``jsonl``
+serializer, written row by row as the rows are read, so memory stays flat however large the
+database) and a ``manifest.json`` saying what it is: format and app version, the migration state of
+every app, rows and SHA-256 per member, when and from which database engine. It holds the users
+(with their password hashes, groups and permissions) and everything of ``optimizer`` and ``costs``;
+never a session, the secret key or anything from the environment (a provider keeps only the *name*
+of its key's variable). What is live and of this machine only is left out: budget reservations of
+calls in flight, the answers kept for runs in progress, and the list of backups itself (it describes
+the files in this machine's backup folder).
 
 A restore is verified before anything is touched (the manifest, every checksum, the migration
 state, the members' names, sizes and compression ratios), then replaces the data in one
@@ -16,7 +16,11 @@ transaction: on any error, or if the process is killed, the database is as it wa
 through Django's serializers, so a backup made on SQLite restores into PostgreSQL and back.
 
 Files are written owner-only (0600) under a temporary name and renamed when complete, so a failed
-backup never leaves a file that looks good.
+backup never leaves a file that looks good. ``--format jsonl`` writes the same members one after
+the other into one JSON Lines file, the manifest as its last line. With BACKUP_ENCRYPTION_KEY the
+file is encrypted as it is written (``backups.crypto``); with STORAGES["backups"] it is kept in
+that storage (off this machine) rather than in the backup folder. Reading either back goes through
+an owner-only temporary file without a name on disk.
 """
 
 import contextlib
