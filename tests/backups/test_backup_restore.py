@@ -4,7 +4,9 @@ sequences after a restore, and the commands' exit codes."""
 
 import json
 import os
+import socket
 import stat
+import subprocess
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
@@ -20,7 +22,7 @@ from django.utils import timezone
 from backups import services
 from backups.models import Backup
 from costs.models import Budget, BudgetAlert, ModelPrice, UsageRecord
-from optimizer import pipeline
+from optimizer import pipeline, runqueue
 from optimizer import services as optimizer_services
 from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
 from tests.factories import UserFactory
@@ -321,3 +323,30 @@ def test_outside_a_transaction_sqlite_is_read_from_a_copy_that_is_then_deleted(t
     assert len(files) == 1 and files[0].startswith("backup-") and files[0].endswith(".zip"), files
     shown = manage("restore", str(folder / files[0]), "--dry-run", env=env)
     assert shown.returncode == 0 and "Dry run: nothing was changed." in shown.stdout, shown.stderr
+
+
+def test_runs_caught_running_or_queued_come_back_as_they_were_and_none_is_left_stuck(data, tmp_path):
+    """A backup taken while a run was in progress holds it as it was. After a restore no worker
+    holds it any more: the sweep sees its worker gone and queues it again, and it finishes; a run
+    that was queued runs as any queued run does."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs: the worker the backup saw is dead
+    running = a_run(data, "Summarize the attached notes for {team}.")
+    queued = a_run(data, "List five names for {product}.")
+    OptimizationRun.objects.filter(pk=running.pk).update(
+        status="running", stage="design", worker=f"{socket.gethostname()}:{gone.pid}",
+        heartbeat_at=timezone.now(), attempts=1, finished_at=None,
+    )  # fmt: skip
+    OptimizationRun.objects.filter(pk=queued.pk).update(status="queued", stage="", finished_at=None)
+    caught = {pk: OptimizationRun.objects.values().get(pk=pk) for pk in (running.pk, queued.pk)}
+    backup = services.backup_create()
+    OptimizationRun.objects.filter(pk__in=caught).update(status="done")  # what happened since
+
+    services.restore(backup, safety=False)
+
+    assert {pk: OptimizationRun.objects.values().get(pk=pk) for pk in caught} == caught
+    report = runqueue.sweep()
+    assert report.requeued == [running.pk]
+    for pk in caught:
+        pipeline.run_optimization(run_id=pk)
+    assert set(OptimizationRun.objects.filter(pk__in=caught).values_list("status", flat=True)) == {"done"}
