@@ -10,7 +10,6 @@ there (the same size: its share is in the note). REDIS_URL is passed on when set
 clears the cache after it commits: point it at a database of your own).
 """
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -18,9 +17,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from bench.harness import PROJECT_ROOT, Result, Target, manage
+from bench.harness import PROJECT_ROOT, Result, Target, manage, scratch_database
 
 RECORDS = 100_000
 RUNS = 10_000
@@ -158,22 +156,5 @@ def _configurations() -> Iterator[tuple[str, str | None]]:
     """SQLite, then PostgreSQL when DATABASE_URL is set."""
     yield "SQLite", None
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        with _scratch_database(os.environ["DATABASE_URL"]) as url:
+        with scratch_database(os.environ["DATABASE_URL"], "backups") as url:
             yield "PostgreSQL", url
-
-
-@contextlib.contextmanager
-def _scratch_database(server_url: str) -> Iterator[str]:
-    """An empty PostgreSQL database of its own on the server of ``server_url``, dropped afterwards;
-    the database that URL names is only connected to, never changed."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"po_bench_backups_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -7,7 +7,6 @@ PostgreSQL + Redis when DATABASE_URL and REDIS_URL are both set (a scratch datab
 DATABASE_URL's server and dropped afterwards; Redis is used as given, so point REDIS_URL at a
 database that no test run flushes meanwhile)."""
 
-import contextlib
 import csv
 import os
 import statistics
@@ -15,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -27,6 +25,7 @@ from bench.harness import (
     login,
     manage,
     running_server,
+    scratch_database,
     summarize,
 )
 
@@ -144,25 +143,8 @@ def _configurations() -> Iterator[tuple[str, dict]]:
     yield "embedded default", {}
     database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if database_url and redis_url:
-        with _scratch_database(database_url) as scratch_url:
+        with scratch_database(database_url, "optimizer") as scratch_url:
             yield "PostgreSQL + Redis", {"database_url": scratch_url, "redis_url": redis_url}
-
-
-@contextlib.contextmanager
-def _scratch_database(server_url: str) -> Iterator[str]:
-    """An empty PostgreSQL database of its own on the server of ``server_url``, dropped afterwards;
-    the database that URL names is only connected to, never changed."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"po_bench_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _over_http() -> list[Result]:

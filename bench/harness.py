@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_PASSWORD = "bench-password-123"  # noqa: S105 - a throwaway user in a throwaway database
@@ -187,3 +188,21 @@ def login(client) -> str:
     if answer.status_code != 302:
         raise RuntimeError("the benchmark user could not log in")
     return client.cookies["csrftoken"]
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, label: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own on the server of ``server_url`` (named after
+    ``label`` and this process), dropped afterwards; the database that URL names is only connected
+    to, never changed."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"po_bench_{label}_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
