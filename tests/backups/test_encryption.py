@@ -62,7 +62,9 @@ def test_the_format_round_trips_any_size(size):
 
     assert opened(cipher, key) == plain
     assert cipher.startswith(crypto.MAGIC)
-    assert size == 0 or plain[:64] not in cipher[crypto.HEADER.size :]
+    # No run of the plain text shows through (a byte or two may turn up in random ciphertext by
+    # chance: a 1-byte text was found in it about one run in sixteen, so look for 16 bytes or more).
+    assert size < 16 or plain[:64] not in cipher[crypto.HEADER.size :]
     assert sealed(plain, key) != cipher  # a salt and nonces of its own each time
 
 
