@@ -37,6 +37,7 @@ import stat
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ from django.core.files import File
 from django.core.files.storage import storages
 from django.core.management.color import no_style
 from django.core.serializers import jsonl
+from django.core.serializers.base import DeserializationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
@@ -150,8 +152,32 @@ def backup_dir() -> Path:
     """``BACKUP_DIR``, or ``DATA_DIR/backups``: created owner-only (0700) when missing. With a
     backup storage, files are only made and read here on their way to and from it."""
     folder = Path(getattr(settings, "BACKUP_DIR", None) or settings.DATA_DIR / "backups")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(
+            f"The backup folder {folder} cannot be made ({exc.strerror or exc}): set BACKUP_DIR to a folder "
+            "this user may write, or make it."
+        ) from None
     return folder
+
+
+def _work_dir() -> Path:
+    """Where a backup of SQLite keeps the plain copy of the database it reads from: beside the
+    database in DATA_DIR, owner-only, never in the backup folder (which may be a share meant for
+    encrypted files only)."""
+    folder = Path(settings.DATA_DIR) / "backup-work"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"{folder} cannot be made ({exc.strerror or exc}): check DATA_DIR.") from None
+    return folder
+
+
+def _leftovers_clear() -> None:
+    """What killed backups left behind, in both folders they use."""
+    for folder in (backup_dir(), _work_dir()):
+        _leftovers_remove(folder)
 
 
 def backup_storage():
@@ -288,12 +314,17 @@ def backup_create(
         raise BackupError(f"A backup is written as {' or '.join(FORMATS)}, not {file_format!r}.")
     key = _encryption_key()
     suffix = f".{file_format}.enc" if key else f".{file_format}"
-    target = Path(output) if output else backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}{suffix}"
+    # A file given as --output is recorded with its full path: a relative one would be looked for in
+    # whatever folder the web or task process runs in.
+    if output:
+        target = Path(output).expanduser().resolve()
+    else:
+        target = backup_dir() / f"backup-{now:%Y%m%d-%H%M%S-%f}{suffix}"
     record = Backup.objects.create(
         name=str(target), trigger=trigger, created_by=user, note=note[:200], encrypted=key is not None
     )
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _leftovers_remove(backup_dir())
+    _leftovers_clear()
     try:
         report = (lambda *step: progress(record, *step)) if progress else None
         manifest = _write(partial, now, key, report, file_format)
@@ -409,7 +440,8 @@ def _reading_snapshot() -> Iterator[str]:
     PostgreSQL: this connection, in a REPEATABLE READ transaction. SQLite: a transaction would hold
     the write lock for the whole backup (writers fail after the 20 s busy timeout), so the database
     is first copied with SQLite's online backup (a read: in WAL mode writers go on) into an
-    owner-only file beside the backups, read through a connection of its own, then deleted."""
+    owner-only file beside the database (``_work_dir``), read through a connection of its own, then
+    deleted."""
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         # Inside a caller's transaction its state is the one to back up (and SQLite's online backup
         # cannot read from a connection that is writing).
@@ -421,7 +453,7 @@ def _reading_snapshot() -> Iterator[str]:
             yield DEFAULT_DB_ALIAS
         return
     prefix = f".snapshot-{os.getpid()}-"
-    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=".sqlite3", dir=backup_dir())
+    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=".sqlite3", dir=_work_dir())
     os.close(descriptor)  # mkstemp made it 0600
     try:
         connection.ensure_connection()
@@ -469,7 +501,7 @@ def _verify_file(file: BinaryIO, shown: str) -> Manifest:
     file.seek(0)
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, *DAMAGED_ZIP) as exc:
         raise BackupError(f"{shown} is not a backup of this site (not a ZIP file: {exc}).") from None
     with archive:
         return _verify_archive(archive, shown)
@@ -564,6 +596,11 @@ def _gone(backup: Backup) -> str:
     )
 
 
+# What zipfile raises, beyond BadZipFile, for bytes changed inside a member or its header: the
+# compressed data no longer inflates, or names a compression method or flag that does not exist.
+DAMAGED_ZIP = (zlib.error, NotImplementedError, RuntimeError, ValueError)
+
+
 def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
     names = archive.namelist()
     expected = {MANIFEST, *(_member_name(label) for label in MODELS)}
@@ -592,7 +629,7 @@ def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
         raise BackupError(f"{path}: its manifest is too large to be ours. Nothing was restored.")
     try:
         data = json.loads(archive.read(MANIFEST))
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, *DAMAGED_ZIP) as exc:
         raise BackupError(f"{path}: its manifest cannot be read ({exc}). Nothing was restored.") from None
     members = _manifest_check(data, path)
     if set(names) != expected:
@@ -604,7 +641,7 @@ def _verify_archive(archive: zipfile.ZipFile, path: str) -> Manifest:
                 for block in iter(lambda stream=stream: stream.read(1024 * 1024), b""):
                     digest.update(block)
                     size += len(block)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, *DAMAGED_ZIP) as exc:
             raise BackupError(f"{path}: {label} cannot be read ({exc}): the file is damaged.") from None
         _member_check(path, label, member, digest.hexdigest(), size)
     return Manifest(data)
@@ -622,9 +659,18 @@ def _manifest_check(data, path: str) -> dict:
     members = data.get("members")
     if not isinstance(members, dict) or set(members) != set(MODELS):
         raise BackupError(f"{path}: the manifest does not list the models this version backs up.")
+    shapes = {"rows": int, "bytes": int, "sha256": str}
+    if not all(
+        isinstance(member, dict) and all(type(member.get(key)) is kind for key, kind in shapes.items())
+        for member in members.values()
+    ) or not isinstance(data.get("created_at"), str):
+        raise BackupError(
+            f"{path}: its manifest is not one this site writes (it was changed). Nothing was restored."
+        )
     here = migration_state()
     if data.get("migrations") != here:
-        app = next(app for app in APPS if (data.get("migrations") or {}).get(app) != here[app])
+        theirs = data.get("migrations") if isinstance(data.get("migrations"), dict) else {}
+        app = next(app for app in (*APPS, *sorted(map(str, theirs))) if theirs.get(app) != here.get(app))
         raise BackupError(
             f"{path} was made at another migration state of {app!r} (by version "
             f"{data.get('app_version')}). Restore it with that version, or bring both to the same "
@@ -731,6 +777,11 @@ def _plan(file: BinaryIO, shown: str) -> RestorePlan:
     return RestorePlan(manifest=manifest, current=current)
 
 
+# What loading a row that passed the checks can still raise: a row made by hand or by a changed
+# program (an unknown model or field, a missing column, a broken link).
+UNFIT_ROW = (DeserializationError, DatabaseError, ValueError, TypeError, AttributeError, LookupError)
+
+
 def restore(
     source: Backup | Path | str, *, user=None, safety: bool = True
 ) -> tuple[RestorePlan, Backup | None]:
@@ -743,17 +794,25 @@ def restore(
         if safety:
             note = f"before restoring {shown if isinstance(source, Backup) else Path(source).name}"
             before = backup_create(trigger=Backup.Trigger.SAFETY, user=user, note=note)
-        with transaction.atomic():
-            _empty()
-            if _is_lines(file):
-                _load_lines(file)
-            else:
-                with zipfile.ZipFile(file) as archive:
-                    for label in MODELS:
-                        with archive.open(_member_name(label)) as member:
-                            _load(label, io.TextIOWrapper(member, encoding="utf-8"))
-            _dangling_links_clear()
-            _sequences_reset()
+        try:
+            with transaction.atomic():
+                _empty()
+                if _is_lines(file):
+                    _load_lines(file)
+                else:
+                    with zipfile.ZipFile(file) as archive:
+                        for label in MODELS:
+                            with archive.open(_member_name(label)) as member:
+                                _load(label, _member_lines(member, label))
+                _dangling_links_clear()
+                _sequences_reset()
+        except UNFIT_ROW as exc:
+            # Its checksums match what it says, but a row does not fit this installation (made by hand,
+            # or by a changed program): the transaction is rolled back, nothing is replaced.
+            raise BackupError(
+                f"{shown} passed its checks but a row of it cannot be restored here ({type(exc).__name__}: "
+                f"{str(exc)[:300]}). Nothing was restored."
+            ) from None
         transaction.on_commit(_caches_forget)
     return plan, before
 
@@ -796,12 +855,28 @@ def _dates_as_given(model) -> Iterator[None]:
             f.auto_now, f.auto_now_add = auto_now, auto_now_add
 
 
+def _member_lines(member: BinaryIO, label: str) -> Iterator[str]:
+    """A ZIP member's rows, each refused past MAX_LINE_BYTES as in a JSON Lines backup (Django's
+    deserializer reads a line whole: one line of gigabytes would exhaust the memory)."""
+    while line := member.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise BackupError(
+                f"A row of {label} is over {MAX_LINE_BYTES:,} bytes: not ours. Nothing was restored."
+            )
+        yield line.decode("utf-8")
+
+
 def _load(label: str, stream) -> None:
     model = _model(label)
     batch = []
     links = []
     with _dates_as_given(model):
         for obj in serializers.deserialize("jsonl", stream, handle_forward_references=False):
+            if obj.object._meta.label_lower != label:
+                raise BackupError(
+                    f"The rows of {label} hold a row of {obj.object._meta.label_lower}: the file was "
+                    "changed. Nothing was restored."
+                )
             if obj.m2m_data:
                 links.append((obj.object, obj.m2m_data))
             batch.append(obj.object)
@@ -975,6 +1050,7 @@ def prune(*, keep_days: int, keep_last: int) -> list[Backup]:
     A file the storage fails to delete keeps its record, for the next rotation to try again.
     Returns what was deleted."""
     _stopped_fail()
+    _leftovers_clear()
     deleted = []
     for backup in prune_plan(keep_days=keep_days, keep_last=keep_last):
         if backup.status == Backup.Status.DONE:

@@ -2,14 +2,18 @@
 content, every damaged or foreign file refused with the database unchanged, owner-only files,
 sequences after a restore, and the commands' exit codes."""
 
+import hashlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
+import sys
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -28,6 +32,7 @@ from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -166,7 +171,78 @@ def truncated(source: str, target) -> str:
     return str(target)
 
 
+def _member_bytes_set(path: str, name: str, at_local: int, at_central: int, value: bytes, data=False) -> None:
+    """Overwrite bytes of a member in place: in its local header (``at_local``), its central
+    directory entry (``at_central``), or, with ``data``, the start of its compressed data."""
+    raw = bytearray(open(path, "rb").read())  # noqa: SIM115 - read whole, written back below
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    local = info.header_offset
+    if data:
+        start = local + 30 + int.from_bytes(raw[local + 26 : local + 28], "little")
+        start += int.from_bytes(raw[local + 28 : local + 30], "little")
+        raw[start : start + len(value)] = value
+    else:
+        raw[local + at_local : local + at_local + len(value)] = value
+        central = raw.find(b"PK\x01\x02" + raw[local + 4 : local + 6])
+        while raw[central + 46 : central + 46 + len(name)] != name.encode():
+            central = raw.find(b"PK\x01\x02", central + 4)
+        raw[central + at_central : central + at_central + len(value)] = value
+    open(path, "wb").write(raw)  # noqa: SIM115
+
+
+def garbled(source: str, target) -> str:
+    """A member's compressed bytes overwritten (its checksum entry untouched): inflating fails."""
+    path = rewritten(source, target)
+    _member_bytes_set(path, "auth.user.jsonl", 0, 0, b"\xff" * 16, data=True)
+    return path
+
+
+def unknown_method(source: str, target) -> str:
+    """A member whose compression method is one no ZIP reader knows (99)."""
+    path = rewritten(source, target)
+    _member_bytes_set(path, "auth.user.jsonl", 8, 10, (99).to_bytes(2, "little"))
+    return path
+
+
+def member_changed(change):
+    """A copy whose manifest describes the users' member otherwise (``change`` of its entry)."""
+
+    def make(source: str, target) -> str:
+        def manifest(m):
+            return m | {"members": m["members"] | {"auth.user": change(m["members"]["auth.user"])}}
+
+        return rewritten(source, target, manifest=manifest)
+
+    return make
+
+
+def manifest_without(key: str):
+    return lambda src, dst: rewritten(src, dst, manifest=lambda m: {k: v for k, v in m.items() if k != key})
+
+
 DAMAGED = {
+    "compressed data garbled": (garbled, "auth.user cannot be read"),
+    "an unknown compression method": (unknown_method, "auth.user cannot be read"),
+    "a manifest without a member's row count": (
+        member_changed(lambda entry: {key: value for key, value in entry.items() if key != "rows"}),
+        "manifest is not one this site writes",
+    ),
+    "a member's row count in words": (
+        member_changed(lambda entry: entry | {"rows": str(entry["rows"])}),
+        "manifest is not one this site writes",
+    ),
+    "a manifest without its date": (manifest_without("created_at"), "manifest is not one this site writes"),
+    "an app this version does not have": (
+        lambda src, dst: rewritten(
+            src, dst, manifest=lambda m: m | {"migrations": m["migrations"] | {"newapp": ["0001_initial"]}}
+        ),
+        "another migration state of 'newapp'",
+    ),
+    "migrations as a list": (
+        lambda src, dst: rewritten(src, dst, manifest=lambda m: m | {"migrations": ["0001_initial"]}),
+        "another migration state of 'auth'",
+    ),
     "not a zip": (not_a_zip, "not a ZIP file"),
     "truncated": (truncated, "not a ZIP file"),
     "a member changed": (
@@ -216,6 +292,70 @@ def test_a_damaged_or_foreign_file_is_refused_with_the_database_unchanged(data, 
 
     assert services.content_digests() == before
     assert Backup.objects.count() == backups_before  # refused before the safety backup too
+
+
+def rows_changed(source: str, target, label: str, change) -> str:
+    """A copy whose ``label`` member is changed and the manifest made to agree with it: it passes
+    every check, and only loading its rows can tell."""
+    name = f"{label}.jsonl"
+    with zipfile.ZipFile(source) as original:
+        content = change(original.read(name))
+    member = {
+        "rows": content.count(b"\n"),
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    return rewritten(
+        source, target, change=(name, lambda _: content),
+        manifest=lambda m: m | {"members": m["members"] | {label: member}},
+    )  # fmt: skip
+
+
+UNFIT = {
+    "a row of a model that does not exist": (
+        "auth.group",
+        lambda b: b + b'{"model": "nosuch.model", "pk": 1, "fields": {}}\n',
+        "cannot be restored here",
+    ),
+    "a row of another model among the groups": (
+        "auth.group",
+        lambda b: (
+            b + b'{"model": "optimizer.provider", "pk": 99, "fields": {"name": "x", "kind": "openai"}}\n'
+        ),
+        "hold a row of optimizer.provider",
+    ),
+    "a prompt without its date": (
+        "optimizer.prompt",
+        lambda b: b.replace(b'"created_at": ', b'"created": ', 1),
+        "cannot be restored here",
+    ),
+}
+
+
+@pytest.mark.parametrize("unfit", list(UNFIT))
+def test_a_file_that_passes_its_checks_but_holds_rows_that_do_not_fit_changes_nothing(data, tmp_path, unfit):
+    """Its checksums agree with its manifest (made by hand, or by a changed program): verify
+    passes, and the restore is refused with a message, the transaction rolled back."""
+    label, change, message = UNFIT[unfit]
+    path = rows_changed(services.backup_create().name, tmp_path / "unfit.zip", label, change)
+    services.verify(path)
+    before = services.content_digests()
+
+    with pytest.raises(services.BackupError, match=message):
+        services.restore(path, safety=False)
+
+    assert services.content_digests() == before
+
+
+def test_a_row_longer_than_the_limit_is_refused_in_a_zip_as_in_json_lines(data, tmp_path, monkeypatch):
+    backup = services.backup_create()
+    monkeypatch.setattr(services, "MAX_LINE_BYTES", 300)  # runs carry their analysis: KBs a row
+    before = services.content_digests()
+
+    with pytest.raises(services.BackupError, match="over 300 bytes"):
+        services.restore(backup.name, safety=False)
+
+    assert services.content_digests() == before
 
 
 def test_a_failed_backup_leaves_no_file_that_looks_good(data, settings, tmp_path):
@@ -350,3 +490,54 @@ def test_runs_caught_running_or_queued_come_back_as_they_were_and_none_is_left_s
     for pk in caught:
         pipeline.run_optimization(run_id=pk)
     assert set(OptimizationRun.objects.filter(pk__in=caught).values_list("status", flat=True)) == {"done"}
+
+
+KILLED_MIDWAY = """
+import os, signal, django
+django.setup()
+from backups import services
+def progress(record, label, done, total):
+    if done == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+services.backup_create(progress=progress)
+"""
+
+
+@pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="the copy is SQLite's")
+def test_sqlites_plain_copy_is_kept_beside_the_database_never_in_the_backup_folder(tmp_path):
+    """A backup of SQLite reads a plain copy of the whole database (sessions included). Killed
+    midway, it leaves that copy in DATA_DIR/backup-work, never in the backup folder (which may be
+    a share meant for encrypted files only), and the next rotation deletes it."""
+    away = ("DATABASE_URL", "REDIS_URL", "BACKUP_DIR")
+    env = {key: value for key, value in os.environ.items() if key not in away}
+    env |= {"DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    python = [sys.executable, str(PROJECT / "manage.py")]
+    subprocess.run([*python, "migrate", "-v0"], env=env, check=True, cwd=PROJECT)
+    subprocess.run([*python, "createcachetable"], env=env, check=True, cwd=PROJECT)
+
+    killed = subprocess.run([sys.executable, "-c", KILLED_MIDWAY], env=env, cwd=PROJECT, check=False)
+
+    assert killed.returncode == -signal.SIGKILL
+    backups, work = tmp_path / "data" / "backups", tmp_path / "data" / "backup-work"
+    assert not [p.name for p in backups.iterdir() if ".snapshot-" in p.name]
+    assert [p.name for p in work.iterdir() if p.name.startswith(".snapshot-")]
+    prune = (
+        "import django; django.setup(); from backups import services as s; s.prune(keep_days=9, keep_last=9)"
+    )
+    subprocess.run([sys.executable, "-c", prune], env=env, check=True, cwd=PROJECT)
+    assert not [p.name for p in work.iterdir() if p.name.startswith(".snapshot-")]
+
+
+def test_an_output_given_as_a_relative_path_is_recorded_with_its_full_path(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    call_command("backup", "--output", "by-hand.zip")
+
+    backup = Backup.objects.get()
+    assert backup.name == str(tmp_path / "by-hand.zip") and services.verify(backup)
+
+
+def test_restore_refuses_a_number_it_cannot_read_with_exit_2(data):
+    with pytest.raises(CommandError) as refused:
+        call_command("restore", "²", "--yes")  # a digit to str.isdigit(), not to int()
+    assert refused.value.returncode == 2

@@ -59,9 +59,16 @@ def test_prune_dry_run_deletes_nothing_and_bad_rules_are_refused(capsys):
     assert "Would delete 2 backup(s); 1 kept." in capsys.readouterr().out
     assert Backup.objects.count() == 3
 
-    with pytest.raises(CommandError, match="at least the last backup") as refused:
-        call_command("prunebackups", "--keep-last", "0")
-    assert refused.value.returncode == 2
+    for argument, value, said in (
+        ("--keep-last", "0", "from 1 to 1000"),
+        ("--keep-days", "1000000", "from 0 to 3650"),  # was a traceback: a date out of range
+        ("--keep-days", "-1", "from 0 to 3650"),
+        ("--keep-days", "²", "from 0 to 3650"),
+    ):
+        with pytest.raises(CommandError, match=said) as refused:
+            call_command("prunebackups", argument, value)
+        assert refused.value.returncode == 2
+    assert Backup.objects.count() == 3
 
 
 def test_the_daily_schedule_exists_once_however_often_migrate_runs():

@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Restored {sum(plan.incoming.values()):,} rows from {self._shown(source)}.")
 
     def _source(self, given: str) -> Backup | Path:
-        if given.isdigit() and not Path(given).exists():
+        if re.fullmatch(r"[0-9]+", given) and not Path(given).exists():
             backup = Backup.objects.filter(pk=int(given), status=Backup.Status.DONE).first()
             if backup is None:
                 raise CommandError(
