@@ -24,28 +24,26 @@ from optimizer.health import run_check
 PAGE_SIZE = 50
 
 
-def staff_required(view):
-    """404 for anyone but staff: the page's existence is not told (login is required site-wide)."""
+def _only_for(allowed, view):
+    """404 for anyone ``allowed`` refuses: the page's existence is not told (login is required
+    site-wide)."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.is_staff:
+        if not allowed(request.user):
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def staff_required(view):
+    return _only_for(lambda user: user.is_staff, view)
 
 
 def superuser_required(view):
     """A restore replaces every user's data, the users themselves included: superusers only."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_superuser:
-            raise Http404("No such page.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+    return _only_for(lambda user: user.is_superuser, view)
 
 
 def _page_context(request, *, upload_form=None, now_form=None) -> dict:

@@ -35,11 +35,6 @@ pytestmark = pytest.mark.django_db
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 def a_run(owner, text="Explain how tides work to a child.") -> OptimizationRun:
     run = optimizer_services.run_submit(
         owner=owner,

@@ -19,11 +19,6 @@ from tests.backups.test_backup_restore import DAMAGED, data  # noqa: F401 - data
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 def files_in(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 

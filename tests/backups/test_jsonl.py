@@ -18,11 +18,6 @@ from tests.backups.test_backup_restore import data  # noqa: F401 - a fixture
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data")]
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 def lines_of(path) -> list[bytes]:
     return Path(path).read_bytes().splitlines(keepends=True)
 

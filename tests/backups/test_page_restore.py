@@ -17,11 +17,6 @@ from tests.factories import StaffFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 @pytest.fixture
 def root(db):
     return StaffFactory(username="root")

@@ -14,11 +14,6 @@ from optimizer import runqueue
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 def made(days_ago: float, status=Backup.Status.DONE, tmp_path=None) -> Backup:
     folder = services.backup_dir()
     path = folder / f"old-{days_ago}-{status}.zip"

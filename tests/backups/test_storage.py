@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db
 FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
 
 
-@pytest.fixture(autouse=True)
-def _backup_dir(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
-
-
 @pytest.fixture
 def remote(settings, tmp_path) -> Path:
     """The backup storage's own place, away from the backup folder."""
