@@ -14,6 +14,7 @@ from django.test import Client
 from tests.optimizer.test_run_views import make_run
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402 - only once selenium is there
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -89,7 +90,11 @@ def assert_no_csp_violation(browser, where: str) -> None:
 
 
 def wait(browser, condition, timeout: float = 10):
-    return WebDriverWait(browser, timeout).until(condition)
+    """``condition`` within ``timeout``, looked at again when htmx swapped the element it was
+    reading out of the page meanwhile (Chromium then says "Node with given id does not belong to
+    the document", not a stale element: seen once in CI)."""
+    ignored = (StaleElementReferenceException, WebDriverException)
+    return WebDriverWait(browser, timeout, ignored_exceptions=ignored).until(condition)
 
 
 def narrow(browser, width: int = 390) -> None:
