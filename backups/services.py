@@ -63,6 +63,7 @@ from django.utils import timezone
 import config
 from backups import crypto
 from backups.models import Backup
+from optimizer.runqueue import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -213,18 +214,8 @@ def _leftovers_remove(folder: Path) -> None:
     process that made it; those whose process is gone are deleted."""
     for path in folder.iterdir():
         found = LEFTOVER.fullmatch(path.name)
-        if found and not _process_alive(int(found["snapshot"] or found["partial"])):
+        if found and not pid_alive(int(found["snapshot"] or found["partial"])):
             path.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def _keep(local: Path) -> tuple[str, str]:

@@ -193,12 +193,14 @@ class SweepReport:
         )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with id ``pid`` runs (one of another user counts; an id
+    too large to be one does not)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
-    except PermissionError:
+    except PermissionError:  # another user's
         return True
     return True
 
@@ -210,7 +212,7 @@ def _dead(run: OptimizationRun, silent_since) -> bool:
     if beat is None or beat < silent_since:
         return True
     host, _, pid = run.worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
 def requeue_if_dead(run: OptimizationRun, silent_since=None) -> str | None:
