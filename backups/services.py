@@ -940,11 +940,6 @@ def backups_listed() -> Iterator[Backup]:
     return Backup.objects.select_related("created_by").all()
 
 
-def last_good_backup() -> Backup | None:
-    """The newest finished backup (its age shows on /healthz and the Backups page)."""
-    return Backup.objects.filter(status=Backup.Status.DONE).order_by("-started_at", "-id").first()
-
-
 def backup_open(backup: Backup) -> BinaryIO:
     """The file of a finished backup as it is stored (encrypted or not), opened for reading: for a
     download streamed as is. BackupError when it is not finished or its file is gone."""

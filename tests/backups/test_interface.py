@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from backups import services
+from backups import selectors, services
 from backups.models import Backup
 from optimizer.models import Prompt
 from tests.backups.test_backup_restore import DAMAGED, data  # noqa: F401 - data is a fixture
@@ -115,14 +115,14 @@ def test_a_record_without_its_file_or_unfinished_is_refused_with_the_database_un
     assert services.content_digests() == before and Backup.objects.count() == records
 
 
-def test_last_good_backup_is_the_newest_finished_one():
-    assert services.last_good_backup() is None
+def test_the_last_good_backup_is_the_newest_finished_one():
+    assert selectors.last_backup_made() is None
     older = Backup.objects.create(name="a", status=Backup.Status.DONE)
     newer = Backup.objects.create(name="b", status=Backup.Status.DONE)
     Backup.objects.create(name="c", status=Backup.Status.FAILED)
     Backup.objects.create(name="d", status=Backup.Status.RUNNING)
     Backup.objects.filter(pk=older.pk).update(started_at=timezone.now() - timedelta(days=2))
 
-    assert services.last_good_backup() == newer
+    assert selectors.last_backup_made() == newer
     Backup.objects.filter(pk=newer.pk).update(started_at=timezone.now() - timedelta(days=3))
-    assert services.last_good_backup() == older
+    assert selectors.last_backup_made() == older
