@@ -41,7 +41,9 @@ class RunLimitExceeded(Exception):
 
 def run_limit_check(*, owner) -> None:
     """Raise ``RunLimitExceeded`` when ``owner`` started ``RUNS_PER_MINUTE`` runs or more in the last
-    60 seconds (result-cache hits included: they make a run too).
+    60 seconds (result-cache hits included: they make a run too). A batch's runs are not counted: the
+    batch bounds how many of them are in flight (``BATCH_CONCURRENCY``), and a user running one can
+    still optimize a single prompt.
 
     One query when allowed, three when refused, whatever the owner's history: the index on
     (owner, -created_at) finds the limit-th newest run without reading the others."""
@@ -49,7 +51,7 @@ def run_limit_check(*, owner) -> None:
     now = timezone.now()
     if not _at_limit(owner.pk, since=now - WINDOW, allowed=allowed):
         return
-    recent = OptimizationRun.objects.filter(owner=owner, created_at__gt=now - WINDOW)
+    recent = OptimizationRun.objects.filter(owner=owner, batch=None, created_at__gt=now - WINDOW)
     # While the limit-th newest run is inside the window, the user is at the limit; once it leaves,
     # at most limit - 1 remain and one more may start.
     boundary = list(
@@ -69,7 +71,8 @@ def _at_limit(owner_id: int, *, since, allowed: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM {quote(OptimizationRun._meta.db_table)} WHERE {quote('owner_id')} = %s "  # noqa: S608
-            f"AND {quote('created_at')} > %s ORDER BY {quote('created_at')} DESC LIMIT 1 OFFSET %s",
+            f"AND {quote('batch_id')} IS NULL AND {quote('created_at')} > %s "
+            f"ORDER BY {quote('created_at')} DESC LIMIT 1 OFFSET %s",
             [owner_id, connection.ops.adapt_datetimefield_value(since), allowed - 1],
         )
         return cursor.fetchone() is not None

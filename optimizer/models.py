@@ -136,6 +136,72 @@ class Prompt(models.Model):
         return self.title
 
 
+class Batch(models.Model):
+    """Many prompts optimized with the same settings: each item becomes an ordinary run (the same
+    pipeline, gateway, budgets and history as a single one), started a few at a time by
+    ``optimizer.batches.services.dispatch``."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Not started"  # previewed: what would run, waiting for Start
+        RUNNING = "running", "Running"
+        CANCELLED = "cancelled", "Cancelled"  # running items finish, no new ones start
+        DONE = "done", "Done"
+
+    owner = models.ForeignKey(USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=120)
+    settings = models.JSONField(default=dict, help_text="Type, preset, techniques, model, span keeping.")
+    source = models.CharField(max_length=255, help_text="The uploaded file's name, or “pasted text”.")
+    format = models.CharField(max_length=10, help_text="text, csv, json or jsonl.")
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    skipped = models.JSONField(
+        default=list, blank=True, help_text="Rows left out and why: [{row, kind, reason}]."
+    )
+    empty_rows = models.PositiveIntegerField(
+        default=0, help_text="Empty rows left out (counted, not listed)."
+    )
+    size = models.PositiveIntegerField(default=0, help_text="Items, duplicates included.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BatchItem(models.Model):
+    """One prompt of a batch. ``dispatched_at`` is set, with ``run``, in the transaction that creates
+    the run, so an item is started once however many workers dispatch the batch; a duplicate (the
+    same text as an earlier item) is never started: it shows its first item's result."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    row = models.PositiveIntegerField(help_text="Where it came from: the line, or the array index.")
+    title = models.CharField(max_length=120, blank=True)
+    text = models.TextField()
+    type = models.CharField(max_length=12, choices=Prompt.Type)
+    tags = models.JSONField(default=list, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The earlier item with the same text, whose result this one shares.",
+    )  # fmt: skip
+    run = models.ForeignKey(
+        "OptimizationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "row"]
+        constraints = [models.UniqueConstraint(fields=["batch", "row"], name="unique_row_per_batch")]
+        indexes = [models.Index(fields=["batch", "dispatched_at", "row"])]
+
+    def __str__(self) -> str:
+        return f"Item {self.row} of batch {self.batch_id}"
+
+
 class OptimizationRun(models.Model):
     """One optimization of a prompt: its settings, progress, every stage's output and its cost. The
     stage outputs are stored, so showing a run never recomputes anything."""
@@ -157,6 +223,10 @@ class OptimizationRun(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
         help_text="The run this one re-optimized.",
+    )  # fmt: skip
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="runs",
+        help_text="The batch this run is an item of.",
     )  # fmt: skip
     settings = models.JSONField(default=dict, help_text="Type, preset, techniques, model, span keeping.")
     engine = models.CharField(max_length=10, choices=Engine, default=Engine.BUILTIN)
@@ -224,6 +294,11 @@ class OptimizationRun(models.Model):
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["owner", "score_gain"]),
             models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["batch", "status"]),
+            # The per-minute run limit counts the runs a user started, a batch's left out.
+            models.Index(
+                fields=["owner", "-created_at"], condition=models.Q(batch=None), name="run_owner_single_idx"
+            ),
         ]
 
     def __str__(self) -> str:

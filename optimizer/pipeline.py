@@ -60,11 +60,25 @@ def run_optimization(*, run_id: int) -> None:
         _execute(run)
 
 
-def run_next(*, engine: str) -> None:
-    """Run the fairest queued run of ``engine`` (see runqueue), if any is left."""
-    run = runqueue.claim_next(engine)
-    if run is not None:
+DRAIN_S = 10  # how long a built-in token goes on taking queued built-in runs
+
+
+def run_next(*, engine: str) -> int:
+    """Run the fairest queued run of ``engine`` (see runqueue), if any is left; returns how many ran.
+
+    A token of the built-in engine goes on with the next fairest queued built-in run for up to
+    ``DRAIN_S`` seconds: such a run takes milliseconds, far less than a task's trip through the
+    queue, so a batch on the built-in engine runs at the engine's speed. (The tokens left over by the
+    runs it took find nothing to do: one query each.) A model run is one per token, so model calls
+    spread over the workers."""
+    deadline = time.monotonic() + (DRAIN_S if engine == OptimizationRun.Engine.BUILTIN else 0)
+    ran = 0
+    while (run := runqueue.claim_next(engine)) is not None:
         _execute(run)
+        ran += 1
+        if time.monotonic() >= deadline:
+            break
+    return ran
 
 
 def _execute(run: OptimizationRun) -> None:
@@ -83,6 +97,10 @@ def _execute(run: OptimizationRun) -> None:
     if run.engine == OptimizationRun.Engine.LLM:  # only model calls keep answers and breaker counts
         runqueue.stage_answers_forget(run.pk)
         breaker.flush_pending()
+    if run.batch_id is not None:
+        from optimizer.batches.services import run_ended  # imports optimizer.services, which imports this
+
+        run_ended(run)
 
 
 def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:

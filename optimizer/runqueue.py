@@ -184,12 +184,13 @@ class SweepReport:
     requeued: list[int]
     failed: list[int]
     tokens: dict[str, int]
+    batches: int = 0  # items of running batches started (their worker died before it started them)
 
     def __str__(self) -> str:
         tokens = ", ".join(f"{count} to {queue}" for queue, count in self.tokens.items() if count)
         return (
             f"requeued {len(self.requeued)} run(s) whose worker died, ended {len(self.failed)}, "
-            f"queued tokens: {tokens or 'none'}"
+            f"queued tokens: {tokens or 'none'}, batch items started: {self.batches}"
         )
 
 
@@ -271,7 +272,10 @@ def sweep() -> SweepReport:
             continue
         report.tokens[queue] = enqueue(engine, count - in_broker) if count > in_broker else 0
     stage_answers_forget()  # those of runs that ended where no worker could delete them
-    if report.requeued or report.failed or any(report.tokens.values()):
+    from optimizer.batches.services import dispatch_running  # imports optimizer.services, which imports this
+
+    report.batches = dispatch_running()
+    if report.requeued or report.failed or any(report.tokens.values()) or report.batches:
         logger.warning("recovery sweep: %s", report)
     return report
 

@@ -156,6 +156,7 @@ def run_submit(
     title: str = "",
     tags: list[str] | None = None,
     parent: OptimizationRun | None = None,
+    batch=None,
     enqueue: bool = True,
 ) -> OptimizationRun:
     """Save the prompt and a run of it. A result-cache hit completes the run at once (no task, no
@@ -168,7 +169,7 @@ def run_submit(
         type=run_settings["type"],
         tags=tags or [],
     )
-    run = OptimizationRun(owner=owner, prompt=prompt, parent=parent, settings=run_settings)
+    run = OptimizationRun(owner=owner, prompt=prompt, parent=parent, batch=batch, settings=run_settings)
     version = pipeline.engine_version(run_settings)
     hit = caching.cached(caching.result_key(text, run_settings, version, owner_id=owner.pk))
     if hit:

@@ -1,0 +1,282 @@
+"""Batches: stored, started a few at a time, cancelled, resumed, retried, deleted; on the real database
+and task path (the built-in engine's runs executed by ``pipeline.run_next``, as a worker does)."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from costs.models import UsageRecord
+from optimizer import limits, pipeline, runqueue, services
+from optimizer.batches import selectors
+from optimizer.batches.parsing import Item, Parsed, Skipped
+from optimizer.batches.services import (
+    batch_cancel,
+    batch_create,
+    batch_delete,
+    batch_resume,
+    batch_retry_failed,
+    batch_start,
+    dispatch,
+)
+from optimizer.models import Batch, BatchItem, OptimizationRun, Prompt
+
+pytestmark = pytest.mark.django_db
+BUILTIN = OptimizationRun.Engine.BUILTIN
+Status = OptimizationRun.Status
+
+
+def _settings(**changes) -> dict:
+    return (
+        services.run_settings_build(
+            prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+        )
+        | changes
+    )
+
+
+def _parsed(count: int, *, duplicates: dict[int, int] | None = None, **kwargs) -> Parsed:
+    duplicates = duplicates or {}
+    items = [
+        Item(
+            row=row,
+            text=f"Explain topic {duplicates.get(row, row)} to a new colleague in three short paragraphs.",
+            title=f"Topic {row}",
+            duplicate_of=duplicates.get(row),
+        )
+        for row in range(1, count + 1)
+    ]
+    return Parsed(format="text", items=items, skipped=kwargs.get("skipped", []), empty_rows=0, columns=[])
+
+
+def _started(owner, count: int, **kwargs) -> Batch:
+    batch = batch_create(
+        owner=owner, parsed=_parsed(count, **kwargs), run_settings=_settings(), source="p.txt"
+    )
+    return batch_start(batch=batch)
+
+
+def _in_flight(batch: Batch) -> int:
+    return OptimizationRun.objects.filter(batch=batch, status__in=[Status.QUEUED, Status.RUNNING]).count()
+
+
+def test_a_created_batch_stores_its_items_and_starts_nothing(owner):
+    skipped = [Skipped(row=9, reason="contains a control character", kind="control")]
+    batch = batch_create(
+        owner=owner,
+        parsed=_parsed(3, duplicates={3: 1}, skipped=skipped),
+        run_settings=_settings(),
+        source="library.csv",
+    )
+
+    assert batch.status == Batch.Status.DRAFT
+    assert batch.name.startswith("library (")
+    assert batch.size == 3 and batch.skipped == [
+        {"row": 9, "reason": "contains a control character", "kind": "control"}
+    ]
+    rows = {item.row: item for item in batch.items.all()}
+    assert rows[3].duplicate_of == rows[1] and rows[2].duplicate_of is None
+    assert not OptimizationRun.objects.exists() and not Prompt.objects.exists()
+
+
+def test_a_duplicate_of_another_type_is_optimized_on_its_own(owner):
+    items = [
+        Item(row=1, text="Summarize this article for a busy manager."),
+        Item(row=2, text="Summarize this article for a busy manager.", type="technical", duplicate_of=1),
+    ]
+    parsed = Parsed(format="csv", items=items, skipped=[], empty_rows=0, columns=["prompt", "type"])
+    batch = batch_create(owner=owner, parsed=parsed, run_settings=_settings(), source="x.csv")
+
+    assert list(batch.items.values_list("row", "type", "duplicate_of")) == [
+        (1, "general", None),
+        (2, "technical", None),
+    ]
+
+
+def test_nothing_to_optimize_is_refused(owner):
+    with pytest.raises(ValidationError, match="nothing to optimize"):
+        batch_create(
+            owner=owner,
+            parsed=Parsed(format="text", items=[], skipped=[], empty_rows=4, columns=[]),
+            run_settings=_settings(),
+            source="pasted text",
+        )
+    assert not Batch.objects.exists()
+
+
+def test_starting_queues_no_more_than_the_concurrency(owner, settings, django_capture_on_commit_callbacks):
+    settings.BATCH_CONCURRENCY = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 10)
+
+    assert batch.status == Batch.Status.RUNNING and batch.started_at is not None
+    assert _in_flight(batch) == 3
+    assert list(batch.items.exclude(dispatched_at=None).values_list("row", flat=True)) == [1, 2, 3]
+    assert selectors.progress(batch).waiting == 7
+    with pytest.raises(ValidationError, match="already been started"):
+        batch_start(batch=batch)
+
+
+def test_a_worker_finishes_the_whole_batch_and_each_item_runs_once(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 7, duplicates={6: 2, 7: 2})
+    with django_capture_on_commit_callbacks(execute=True):
+        ran = pipeline.run_next(engine=BUILTIN)  # a built-in token goes on while runs are queued
+
+    batch.refresh_from_db()
+    assert ran == 5  # the two duplicates share item 2's result
+    assert batch.status == Batch.Status.DONE and batch.finished_at is not None
+    assert OptimizationRun.objects.filter(batch=batch).count() == 5
+    assert set(OptimizationRun.objects.filter(batch=batch).values_list("status", flat=True)) == {Status.DONE}
+    assert BatchItem.objects.filter(batch=batch, duplicate_of=None, run=None).count() == 0
+    progress = selectors.progress(batch)
+    assert (progress.done, progress.duplicates, progress.remaining, progress.percent) == (5, 2, 0, 100)
+    duplicate = batch.items.get(row=7)
+    assert selectors.result_run(duplicate) == batch.items.get(row=2).run
+    assert selectors.item_state(duplicate) == "duplicate"
+
+
+def test_a_cache_hit_leaves_room_for_the_next_item(owner, settings, django_capture_on_commit_callbacks):
+    settings.BATCH_CONCURRENCY = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _started(owner, 3)
+    pipeline.run_next(engine=BUILTIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = _started(owner, 3)  # the same texts and settings: the result cache answers each
+
+    again.refresh_from_db()
+    assert again.status == Batch.Status.DONE
+    assert set(OptimizationRun.objects.filter(batch=again).values_list("cached", flat=True)) == {True}
+    assert first.pk != again.pk
+
+
+def test_cancel_takes_back_queued_items_and_resume_goes_on(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 5)
+    prompts_before = Prompt.objects.count()
+
+    assert batch_cancel(batch=batch) == 3
+    assert batch.status == Batch.Status.CANCELLED
+    assert not OptimizationRun.objects.filter(batch=batch).exists()
+    assert Prompt.objects.count() == prompts_before - 3
+    assert selectors.progress(batch).waiting == 5
+    assert pipeline.run_next(engine=BUILTIN) == 0  # the tokens already queued find nothing
+    assert dispatch(batch.pk) == 0  # a cancelled batch starts nothing
+    with pytest.raises(ValidationError, match="Only a running batch"):
+        batch_cancel(batch=batch)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_resume(batch=batch)
+    pipeline.run_next(engine=BUILTIN)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.DONE
+    assert OptimizationRun.objects.filter(batch=batch, status=Status.DONE).count() == 5
+
+
+def test_a_running_item_finishes_after_cancel_and_starts_nothing_new(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 4)
+    running = runqueue.claim_next(BUILTIN)  # a worker has taken the first item
+    assert batch_cancel(batch=batch) == 1
+
+    pipeline._execute(running)
+
+    running.refresh_from_db()
+    assert running.status == Status.DONE
+    assert _in_flight(batch) == 0
+    assert Batch.objects.get(pk=batch.pk).status == Batch.Status.CANCELLED
+
+
+def test_retry_runs_the_failed_items_again(owner, settings, django_capture_on_commit_callbacks):
+    settings.BATCH_CONCURRENCY = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 3)
+    pipeline.run_next(engine=BUILTIN)
+    failed_run = batch.items.get(row=2).run
+    # A run ended as failed (its worker gave up after RUN_MAX_ATTEMPTS, say).
+    OptimizationRun.objects.filter(pk=failed_run.pk).update(status=Status.FAILED, error="gave up")
+    assert selectors.progress(batch).failed == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert batch_retry_failed(batch=batch) == 1
+    pipeline.run_next(engine=BUILTIN)
+
+    batch.refresh_from_db()
+    item = batch.items.get(row=2)
+    assert item.run != failed_run and item.run.status == Status.DONE
+    assert batch.status == Batch.Status.DONE
+    assert OptimizationRun.objects.filter(pk=failed_run.pk).exists()  # the failed one stays in the history
+    with pytest.raises(ValidationError, match="No item of this batch has failed"):
+        batch_retry_failed(batch=batch)
+
+
+def test_the_sweep_finishes_a_batch_whose_worker_died_before_dispatching(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 2)
+    # The worker finished item 1 and died before it started item 2.
+    run = runqueue.claim_next(BUILTIN)
+    pipeline._pipeline(run)
+    assert selectors.progress(batch).waiting == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = runqueue.sweep()
+    pipeline.run_next(engine=BUILTIN)
+
+    assert report.batches == 1
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.DONE
+
+
+def test_a_batchs_runs_do_not_count_against_the_run_limit(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.RUNS_PER_MINUTE = 3
+    settings.BATCH_CONCURRENCY = 10
+    with django_capture_on_commit_callbacks(execute=True):
+        _started(owner, 8)
+    assert OptimizationRun.objects.filter(owner=owner).count() == 8
+
+    limits.run_limit_check(owner=owner)  # not refused: none of the 8 is a single run
+    for _ in range(3):
+        services.run_submit(
+            owner=owner, text="Write a haiku about rain.", run_settings=_settings(), enqueue=False
+        )
+    with pytest.raises(limits.RunLimitExceeded):
+        limits.run_limit_check(owner=owner)
+
+
+def test_delete_removes_runs_and_prompts_and_keeps_what_was_spent(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 3)
+    with pytest.raises(ValidationError, match="cancel it first"):
+        batch_delete(batch=batch)
+    run = OptimizationRun.objects.filter(batch=batch).first()
+    UsageRecord.objects.create(
+        user=owner, run=run, provider="p", model="m", operation="design", status="ok", cost=Decimal("0.01")
+    )
+    batch_cancel(batch=batch)
+    keep = services.run_submit(
+        owner=owner, text="A single prompt of mine.", run_settings=_settings(), enqueue=False
+    )
+
+    batch_delete(batch=batch)
+
+    assert not Batch.objects.exists() and not BatchItem.objects.exists()
+    assert list(OptimizationRun.objects.values_list("pk", flat=True)) == [keep.pk]
+    assert list(Prompt.objects.values_list("pk", flat=True)) == [keep.prompt_id]
+    assert UsageRecord.objects.get().cost == Decimal("0.01")
