@@ -23,7 +23,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 PROMPT_TYPES = ("general", "creative", "technical", "analytical", "coding", "data")
 TITLE_MAX = 120
 FORMAT_BY_EXTENSION = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "text"}
-TEXT_HOW_TO = "Paste one prompt per line, or separate prompts of several lines with a line holding only ---."
+TEXT_HOW_TO = "Put one prompt per line, or separate prompts of several lines with a line holding only ---."
 JSON_HOW_TO = 'Each must be a string (the prompt) or an object with "prompt", such as {"prompt": "..."}.'
 SHOWN_MAX = 5  # skipped rows named in a "nothing to optimize" message
 
@@ -115,8 +115,8 @@ def _mib(size: int) -> str:
 def _decoded(data: bytes) -> str:
     """UTF-8 (a byte-order mark dropped), or a refusal that says what it looks like instead."""
     data = data.removeprefix(b"\xef\xbb\xbf")
-    if utf16 := _utf16_or_32(data):
-        raise BatchInputError(f"The file is not UTF-8: {utf16}. Save it as UTF-8 and upload it again.")
+    if wide := _utf16_or_32(data):
+        raise BatchInputError(f"The file is not UTF-8: {wide}. Save it as UTF-8 and upload it again.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -152,6 +152,7 @@ def _single_byte_guess(data: bytes) -> str:
     """Honest and simple: accented letters in Windows-1252 or Latin-1 are single bytes among ASCII; in
     the multi-byte legacy encodings of Chinese, Japanese or Korean, bytes of 0x80 and above come in
     pairs."""
+    data = data[:1_000_000]  # enough to tell, and quick on the largest upload
     high = [index for index, byte in enumerate(data) if byte >= 0x80]
     paired = sum(
         1
@@ -173,9 +174,9 @@ def _sniffed(text: str) -> str:
     head = text.lstrip()
     if head.startswith("["):
         return "json"
-    if head.startswith("{"):
-        return "jsonl"
     first_line = head.split("\n", 1)[0]
+    if head.startswith("{"):  # one object a line; an object written over several lines is JSON
+        return "json" if not _is_json(first_line) and _is_json(head) else "jsonl"
     try:
         header = next(csv.reader([first_line]), [])
     except csv.Error:
@@ -183,6 +184,14 @@ def _sniffed(text: str) -> str:
     if any(column.strip().lower() == "prompt" for column in header):
         return "csv"
     return "text"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _text_rows(text: str) -> tuple[list[_Row], int]:
@@ -265,9 +274,17 @@ def _csv_columns(header: list[str]) -> dict[str, int]:
         more = f" and {len(header) - 20:,} more" if len(header) > 20 else ""
         raise BatchInputError(
             f"No “prompt” column: the columns found are {shown}{more}. Rename the column that holds the "
-            "prompts to “prompt”."
+            f"prompts to “prompt”.{_separator_hint(header)}"
         )
     return where
+
+
+def _separator_hint(header: list[str]) -> str:
+    """Spreadsheets in many locales save "CSV" with semicolons; the csv module then sees one column."""
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if any(part.strip().lower() == "prompt" for column in header for part in column.split(separator)):
+            return f" The columns look separated by {name}: save the file as CSV with commas between them."
+    return ""
 
 
 def _csv_how_to() -> str:

@@ -241,6 +241,19 @@ def test_a_csv_without_a_prompt_column_is_refused_with_the_columns_found():
     )
 
 
+@pytest.mark.parametrize(("separator", "name"), [(b";", "semicolons"), (b"\t", "tabs")])
+def test_a_csv_separated_by_semicolons_or_tabs_is_refused_with_what_to_do(separator, name):
+    message = refused(
+        parse_file, "prompts.csv", separator.join([b"title", b"prompt"]) + b"\nt" + separator + b"p\n"
+    )
+
+    assert message.startswith("No “prompt” column: the columns found are “title")
+    assert message.endswith(
+        f"Rename the column that holds the prompts to “prompt”. The columns look separated by {name}: save "
+        "the file as CSV with commas between them."
+    )
+
+
 def test_a_csv_with_two_prompt_columns_is_refused():
     message = refused(parse_file, "prompts.csv", b"prompt,title,Prompt\na,b,c\n")
 
@@ -413,6 +426,12 @@ def test_the_format_comes_from_the_extension_or_else_the_content(name, data, for
     assert parse_file(name, data).format == format_
 
 
+def test_an_object_written_over_several_lines_is_sniffed_as_json_and_refused_as_such():
+    message = refused(parse_file, "upload", b'{\n  "prompts": ["one", "two"]\n}\n')
+
+    assert message.startswith("The JSON holds an object; it must be an array of prompts")
+
+
 # Encodings
 
 
@@ -511,7 +530,7 @@ def test_the_default_byte_limit_is_10_mib(settings):
 
 def test_an_empty_paste_is_nothing_to_optimize():
     assert refused(parse_text, "") == (
-        "There is nothing to optimize: the text holds no prompts. Paste one prompt per line, or separate "
+        "There is nothing to optimize: the text holds no prompts. Put one prompt per line, or separate "
         "prompts of several lines with a line holding only ---."
     )
     assert refused(parse_text, " \n\n\t\n").startswith(
