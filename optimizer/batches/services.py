@@ -36,8 +36,8 @@ CANCELLED = "The batch was cancelled before this item started."
 
 def batch_create(*, owner, parsed: Parsed, run_settings: dict, source: str, name: str = "") -> Batch:
     """A batch from parsed input (``optimizer.batches.parsing``), not started: its items are stored
-    and nothing runs until ``batch_start``. An item with the same text and type as an earlier one
-    shares that item's result instead of running again."""
+    and nothing runs until ``batch_start``. An item with the same text (as the parser compares it)
+    and type as an earlier one shares that item's result instead of running again."""
     if not parsed.items:
         raise ValidationError("There is nothing to optimize: every row was empty or skipped.")
     with transaction.atomic():
@@ -65,11 +65,13 @@ def batch_create(*, owner, parsed: Parsed, run_settings: dict, source: str, name
             ],
             batch_size=500,
         )
-        by_row = {item.row: item for item in items}
+        # Keyed on the text and the type: the same text with another type is another optimization,
+        # and a third item shares the result of the first one of its own type.
+        first_of: dict[tuple[str, str], BatchItem] = {}
         duplicates = []
-        for given, item in zip(parsed.items, items, strict=True):
-            first = by_row.get(given.duplicate_of) if given.duplicate_of is not None else None
-            if first is not None and first.type == item.type:  # another type is another optimization
+        for item in items:
+            first = first_of.setdefault((item.text, item.type), item)
+            if first is not item:
                 item.duplicate_of = first
                 duplicates.append(item)
         BatchItem.objects.bulk_update(duplicates, ["duplicate_of"], batch_size=500)

@@ -93,6 +93,21 @@ def test_a_duplicate_of_another_type_is_optimized_on_its_own(owner):
     ]
 
 
+def test_a_duplicate_shares_the_result_of_the_first_item_of_its_own_type(owner):
+    text = "Summarize this article for a busy manager."
+    # The parser points every repeat at the first row with the text, whatever its type.
+    items = [
+        Item(row=1, text=text, type="creative"),
+        Item(row=2, text=text, type="coding", duplicate_of=1),
+        Item(row=3, text=text, type="coding", duplicate_of=1),
+    ]
+    parsed = Parsed(format="csv", items=items, skipped=[], empty_rows=0, columns=["prompt", "type"])
+    batch = batch_create(owner=owner, parsed=parsed, run_settings=_settings(), source="x.csv")
+
+    rows = {item.row: item for item in batch.items.all()}
+    assert rows[2].duplicate_of is None and rows[3].duplicate_of == rows[2]
+
+
 def test_nothing_to_optimize_is_refused(owner):
     with pytest.raises(ValidationError, match="nothing to optimize"):
         batch_create(
