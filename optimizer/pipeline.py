@@ -60,18 +60,19 @@ def run_optimization(*, run_id: int) -> None:
         _execute(run)
 
 
-DRAIN_S = 10  # how long a built-in token goes on taking queued built-in runs
+DRAIN_S = 10  # a token goes on taking queued runs of its engine while it is younger than this
 
 
 def run_next(*, engine: str) -> int:
     """Run the fairest queued run of ``engine`` (see runqueue), if any is left; returns how many ran.
 
-    A token of the built-in engine goes on with the next fairest queued built-in run for up to
-    ``DRAIN_S`` seconds: such a run takes milliseconds, far less than a task's trip through the
-    queue, so a batch on the built-in engine runs at the engine's speed. (The tokens left over by the
-    runs it took find nothing to do: one query each.) A model run is one per token, so model calls
-    spread over the workers."""
-    deadline = time.monotonic() + (DRAIN_S if engine == OptimizationRun.Engine.BUILTIN else 0)
+    A token goes on with the next fairest queued run of its engine while it is younger than
+    ``DRAIN_S`` seconds, so a worker that finishes a batch's item starts the item the batch queued
+    next without waiting for that item's token to come through the broker (the ORM broker is polled
+    twice a second, and a built-in run takes milliseconds). The tokens left over find nothing to do:
+    one query each. It starts no run after ``DRAIN_S``, so a token stays well inside the cluster's
+    task timeout (a model run is bounded by its four stages' call deadlines)."""
+    deadline = time.monotonic() + DRAIN_S
     ran = 0
     while (run := runqueue.claim_next(engine)) is not None:
         _execute(run)
