@@ -103,28 +103,80 @@ FIRST_REQUEST = case_insensitive(
     r"la mia prima (?:richiesta|domanda)|мой первый (?:запрос|вопрос))\b"
     r"|我的第一个(?:请求|问题)|最初のリクエスト",
 )
-LENGTH = case_insensitive(
-    r"(?:\b(?:under|at most|no more than|not more than|more than|maximum(?: of)?|max\.?|up to|fewer than|less than|"
+# A length: "under 100 words", "three bullet points", "at most five", "brief", "简短"... Its first form,
+# a count of units after an optional bound, is kept in parts for ``length_search``.
+_LENGTH_BOUND = (
+    r"under|at most|no more than|not more than|more than|maximum(?: of)?|max\.?|up to|fewer than|less than|"
     r"about|around|exactly|within|in|of|between|at least|minimum(?: of)?|hasta|máximo|menos de|como máximo|"
     r"au plus|maximum|moins de|höchstens|maximal|unter|bis zu|no máximo|até|al massimo|massimo|meno di|"
-    r"не более|не больше|до|максимум)\s+)?"
-    r"(?:\d+(?:[-–]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|fifty|hundred|"
+    r"не более|не больше|до|максимум"
+)
+_LENGTH_COUNT = (
+    r"\d+(?:[-–]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|fifty|hundred|"
     r"a few|un[ao]?|dos|tres|cuatro|cinco|deux|trois|quatre|cinq|ein(?:e|en)?|zwei|drei|vier|fünf|dois|duas|"
-    r"três|quatro|due|tre|quattro|cinque|одн[оа]|два|две|три|четыре|пять)\s+"
-    r"(?:words?|sentences?|paragraphs?|characters?|chars|lines?|tokens?|bullets?(?: points)?|points?|items?|pages?|"
+    r"três|quatro|due|tre|quattro|cinque|одн[оа]|два|две|три|четыре|пять"
+)
+_LENGTH_UNIT = (
+    r"words?|sentences?|paragraphs?|characters?|chars|lines?|tokens?|bullets?(?: points)?|points?|items?|pages?|"
     r"tweets?|verses?|stanzas?|slides?|questions?|examples?|ideas?|options?|steps?|tips?|names?|titles?|headlines?|"
     r"minutes?|palabras|frases|oraciones|párrafos|líneas|mots|phrases|paragraphes|lignes|wörter|wörtern|sätze|"
     r"sätzen|absätze|zeilen|palavras|parágrafos|linhas|parole|frasi|paragrafi|righe|слов\w*|предложени\w*|"
-    r"абзац\w*|строк\w*)\b"
-    r"|\b(?:at most|no more than|up to|not more than|maximum of)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
+    r"абзац\w*|строк\w*"
+)
+_LENGTH_COUNTED = rf"(?:\b(?:{_LENGTH_BOUND})\s+)?(?:{_LENGTH_COUNT})\s+(?:{_LENGTH_UNIT})\b"
+_LENGTH_OTHER = (
+    r"\b(?:at most|no more than|up to|not more than|maximum of)\s+(?:\d+|one|two|three|four|five|six|seven|eight|"
     r"nine|ten|twelve|fifteen|twenty)\b"
     r"|\b(?:brief|briefly|short|concise|concisely|succinct|one-liner|one line|a sentence|single (?:sentence|paragraph|word|line)|"
     r"one (?:sentence|paragraph|word|line|page)|breve|brevemente|corto|court|courte|brièvement|kurz|knapp|"
     r"conciso|concisa|sintetico|кратко|коротк\w+|сжато)\b"
     r"|[一二三四五六七八九十百千\d]+\s*(?:字|文|句|段|行|個|つ|条|点|語|単語)"
     r"|简短|简洁|簡潔|手短"
-    r"|[{\[<$]+\s*\w*(?:words?|length|limit|count|sentences?|chars?|characters?|max|size)\w*\s*[}\]>]+",
+    r"|[{\[<$]+\s*\w*(?:words?|length|limit|count|sentences?|chars?|characters?|max|size)\w*\s*[}\]>]+"
 )
+LENGTH = case_insensitive(_LENGTH_COUNTED + "|" + _LENGTH_OTHER)
+COUNTED_LENGTH = case_insensitive(_LENGTH_COUNTED)
+OTHER_LENGTH = case_insensitive(_LENGTH_OTHER)
+LENGTH_UNIT = case_insensitive(rf"\s(?:{_LENGTH_UNIT})\b")  # the unit of a counted length, after its space
+# The whitespace runs a counted length holds before its unit: two inside a bound ("no more than"),
+# one after it, one inside a count ("a few"), one before the unit. Its start is in one of the five
+# words before the unit, then.
+COUNTED_WORDS = 5
+UNIT_WINDOW = 200  # the characters before a unit read for those five words
+
+
+def length_search(text: str, pos: int = 0) -> re.Match | None:
+    """``LENGTH.search(text, pos)``, without trying the counted form at every position of the text.
+
+    ``LENGTH`` is the counted form (``COUNTED_LENGTH``), then the others (``OTHER_LENGTH``); its
+    first match starts where the first of either does, and is the counted one when both start there.
+    The counted form may start anywhere (its bound is optional, its count has no ``\\b``), which makes
+    a plain search try it at every position; but it always ends in a unit after a space, and starts
+    within the ``COUNTED_WORDS`` words before that unit. So it is tried only there, and only before
+    the first other form."""
+    other = OTHER_LENGTH.search(text, pos)
+    bound = len(text) if other is None else other.start()
+    tried = pos  # the positions before it start no counted length
+    unit = LENGTH_UNIT.search(text, pos)
+    while unit is not None and tried < bound:
+        end = unit.start() + 1  # where the unit's word starts
+        before = text[max(0, end - UNIT_WINDOW) : end]
+        words = before.rsplit(None, COUNTED_WORDS)
+        if len(words) <= COUNTED_WORDS:
+            if end > UNIT_WINDOW:  # the five words reach past the window: search as written
+                return LENGTH.search(text, pos)
+            start = 0
+        else:
+            rest = len(words[0])
+            start = end - len(before) + rest + len(before[rest:]) - len(before[rest:].lstrip())
+        for position in range(max(tried, start), min(end, bound)):
+            if COUNTED_LENGTH.match(text, position):
+                return LENGTH.match(text, position)
+        tried = max(tried, min(end, bound))
+        unit = LENGTH_UNIT.search(text, unit.start() + 1)
+    return None if other is None else LENGTH.match(text, bound)
+
+
 FORMAT = case_insensitive(
     r"\b(?:json|yaml|xml|csv|markdown|html|table|tabular|bullet(?:ed)?(?: list| points)?|bullets|numbered list|list of|"
     r"as a list|in a list|code block|headings?|sections?|step[- ]by[- ]step guide|outline|template|"

@@ -26,6 +26,7 @@ from optimizer.builtin_engine.reading import (
     material_name,
     read,
     requests,
+    search,
     sentence_starts,
     words_of,
     woven_answers,
@@ -57,8 +58,10 @@ RULE = case_insensitive(
     r"\b(?:must|never|always|only|do not|don't|avoid|make sure|ensure|at most|at least|no more than|if\b.{3,60}\bthen|"
     r"if (?:the|a|it|there|you)|say so|unless)\b",
 )
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?:%|\b)")
-PROPER = re.compile(r"(?<=[a-z,;] )[A-Z][a-zA-Z]{2,}")
+# First the character a match starts with, so that ``re`` skips to where it occurs; the lookbehind
+# after it reads what the written forms' lookbehinds read (as in spans.PATTERNS).
+NUMBER = re.compile(r"\d(?<![\w.]\d)\d*(?:[.,]\d+)?(?:%|\b)")  # (?<![\w.])\d+(?:[.,]\d+)?(?:%|\b)
+PROPER = re.compile(r"[A-Z](?<=[a-z,;] [A-Z])[a-zA-Z]{2,}")  # (?<=[a-z,;] )[A-Z][a-zA-Z]{2,}
 
 
 def _own_phrases() -> re.Pattern:
@@ -110,7 +113,7 @@ class _Evidence:
         ahead = -1  # where the text's first match at or after the current sentence starts
         for sentence, start in zip(self.sentences, self.starts, strict=True):
             if ahead < start:
-                match = first_match(pattern, self.text) if ahead < 0 else pattern.search(self.text, start)
+                match = first_match(pattern, self.text) if ahead < 0 else search(pattern, self.text, start)
                 if match is None:
                     return None
                 ahead = match.start()
@@ -135,7 +138,7 @@ def _evidence(text: str, filler_free: bool) -> _Evidence:
         start += len(line) - len(line.lstrip())
         stripped, removed = OWN.subn("", stripped)
         verbatim = verbatim and not removed
-        if answer := ANSWER_LINE.match(stripped):
+        if (":" in stripped or "：" in stripped) and (answer := ANSWER_LINE.match(stripped)):
             kept.append(answer.group(2))  # the author's answer counts, not our label
             starts.append(start + answer.start(2))
             continue

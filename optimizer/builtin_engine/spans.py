@@ -12,19 +12,23 @@ import re
 from dataclasses import dataclass
 
 # Longest first: a code block may contain anything else; {{x}} must not be read as {x}.
+# Each pattern starts with the character or class its matches start with, so that ``re`` skips
+# straight to the places where it occurs (a lookbehind or \b first makes it try every position).
+# A condition on the character before the match is a lookbehind just after that first character,
+# reading the same two characters as the written form (in the comment) does.
 PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("code block", re.compile(r"```.*?```", re.DOTALL)),
     ("marker", re.compile(r"^[ \t]*\d{1,3}[.)](?=[ \t])", re.MULTILINE)),  # "1. " starts a list item
-    ("url", re.compile(r"\bhttps?://[^\s<>\"'`)\]]+")),
+    ("url", re.compile(r"h(?<!\wh)ttps?://[^\s<>\"'`)\]]+")),  # \bhttps?://...
     ("placeholder", re.compile(r"\{\{[^{}\n]{1,2000}\}\}")),  # unambiguous: may be long
     ("placeholder", re.compile(r"\$\{[^{}\n]{1,2000}\}")),  # ${name:a long default}
-    ("placeholder", re.compile(r"(?<![{$])\{[^{}\n\"]{1,80}\}(?!\})")),
+    ("placeholder", re.compile(r"\{(?<![{$]\{)[^{}\n\"]{1,80}\}(?!\})")),  # (?<![{$])\{...
     ("placeholder", re.compile(r"`[^`\n]{1,80}`")),
     ("placeholder", re.compile(r"\[[^\[\]\n]{1,60}\](?!\()")),
     ("placeholder", re.compile(r"<[A-Za-z_][\w .:-]{0,60}>")),
-    ("placeholder", re.compile(r"(?<![\w$])\$[A-Za-z_]\w{0,60}")),
+    ("placeholder", re.compile(r"\$(?<![\w$]\$)[A-Za-z_]\w{0,60}")),  # (?<![\w$])\$...
     ("quoted", re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|«[^»\n]{1,200}»")),
-    ("number", re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:%|\b)")),
+    ("number", re.compile(r"\d(?<![\w.]\d)\d*(?:[.,]\d+)*(?:%|\b)")),  # (?<![\w.])\d+...
 )
 
 
