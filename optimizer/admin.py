@@ -10,7 +10,7 @@ from optimizer import services
 from optimizer.llm.breaker import CircuitBreaker
 from optimizer.llm.key_names import key_variable_refusal
 from optimizer.llm.pricing import catalog_prices
-from optimizer.models import ModelChoice, OptimizationRun, Prompt, Provider
+from optimizer.models import Batch, BatchItem, ModelChoice, OptimizationRun, Prompt, Provider
 
 TITLE_CHARS = 40  # of a prompt's title in the run list
 
@@ -158,3 +158,43 @@ class OptimizationRunAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.run_delete(run=obj)
+
+
+class ReadOnlyRecordAdmin(admin.ModelAdmin):
+    """A record shown as it is: batches change only through their services (the Batch pages, the
+    batch command), never by editing rows here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyRecordAdmin):
+    list_display = ["name", "owner", "status", "format", "size", "created_at", "started_at", "finished_at"]
+    list_filter = ["status", "format", "owner"]
+    search_fields = ["name", "source", "owner__username"]
+    list_select_related = ["owner"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BatchItem)
+class BatchItemAdmin(ReadOnlyRecordAdmin):
+    list_display = ["id", "batch", "row", "title", "type", "run_status", "dispatched_at"]
+    list_filter = ["type", "run__status", "batch"]
+    search_fields = ["title", "text", "batch__name"]
+    list_select_related = ["batch", "run"]
+    raw_id_fields = ["batch", "duplicate_of", "run"]
+
+    @admin.display(description="run", ordering="run__status")
+    def run_status(self, item: BatchItem) -> str:
+        if item.duplicate_of_id is not None:
+            return "duplicate"
+        if item.run is None:
+            return "not started" if item.dispatched_at is None else "deleted"
+        return item.run.get_status_display()

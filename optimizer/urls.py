@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from optimizer import views
 
@@ -19,9 +19,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("history/export.json", views.history_export, {"fmt": "json"}, name="history-export-json"),
     path("history/export.csv", views.history_export, {"fmt": "csv"}, name="history-export-csv"),
-    path(
-        "batch/", views.coming_soon("Batch", "Optimize many prompts at once from a CSV file."), name="batch"
-    ),
+    path("batch/", include("optimizer.batches.urls")),
     path(
         "monitoring/",
         views.coming_soon(

@@ -1,0 +1,421 @@
+"""The Batch pages on the real database and task path: the New batch form and its refusals (nothing
+stored), the preview of a draft, Start, the live progress and results (built-in runs executed by
+``pipeline.run_next`` as a worker does), Cancel, Resume, Retry failed, Delete, the filters, the
+ownership of every address and a query count that does not grow with the batch."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.core.cache import caches
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from optimizer import pipeline, services
+from optimizer.batches import services as batch_services
+from optimizer.batches.parsing import Item, Parsed
+from optimizer.models import Batch, BatchItem, OptimizationRun, Prompt
+
+pytestmark = pytest.mark.django_db
+BUILTIN = OptimizationRun.Engine.BUILTIN
+HTMX = {"HTTP_HX_REQUEST": "true"}
+SETTINGS = {"type": "general", "preset": "auto", "model": "builtin", "keep_spans": "on"}
+PROMPTS = [
+    "Explain how tides work to a ten-year-old.",
+    "Summarize this article for a busy manager in five bullet points.",
+    "Write a short poem about autumn leaves.",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(db):
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+def _settings() -> dict:
+    return services.run_settings_build(
+        prompt_type="general", preset="auto", techniques=[], model="builtin", keep_spans=True
+    )
+
+
+def make_batch(owner, count: int = 3, *, duplicates: dict[int, int] | None = None, name: str = "") -> Batch:
+    duplicates = duplicates or {}
+    items = [
+        Item(
+            row=row,
+            text=f"Explain topic {duplicates.get(row, row)} to a new colleague in three short paragraphs.",
+            title=f"Topic {row}",
+            duplicate_of=duplicates.get(row),
+        )
+        for row in range(1, count + 1)
+    ]
+    parsed = Parsed(format="text", items=items, skipped=[], empty_rows=0, columns=[])
+    return batch_services.batch_create(
+        owner=owner, parsed=parsed, run_settings=_settings(), source="pasted text", name=name
+    )
+
+
+def run_batch(batch: Batch, capture) -> Batch:
+    """Start it and run every item as a worker does (each run's end dispatches the next ones)."""
+    with capture(execute=True):
+        batch_services.batch_start(batch=batch)
+    with capture(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+    batch.refresh_from_db()
+    return batch
+
+
+def _page(client, batch: Batch, query: str = "", **extra) -> str:
+    response = client.get(reverse("optimizer:batch-detail", args=[batch.pk]) + query, **extra)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+# The form and the preview
+
+
+def test_pasted_prompts_are_previewed_as_a_draft_and_nothing_runs(owner_client, owner):
+    text = "\n".join([PROMPTS[0], "", PROMPTS[1], PROMPTS[0], "Write\x07 a poem"])
+    response = owner_client.post(reverse("optimizer:batch"), {"text": text, "name": "Tuesday"} | SETTINGS)
+
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "optimizer:batch-detail", args=[batch.pk]
+    )
+    assert (batch.name, batch.status, batch.size, batch.empty_rows) == ("Tuesday", "draft", 3, 1)
+    assert batch.settings == _settings()
+    assert not OptimizationRun.objects.exists() and not Prompt.objects.exists()
+    html = _page(owner_client, batch)
+    assert "Before anything runs" in html
+    assert "2 prompts to optimize" in html and "1 duplicate that shares an earlier row" in html
+    assert "2 rows left out (1 empty)" in html
+    assert re.search(r"<strong>Row 5</strong>: .*control character", html)
+    assert "of row 1" in html  # the duplicate, flagged in the list
+    assert "no model call, no cost" in html  # the built-in engine's estimate
+    assert reverse("optimizer:batch-start", args=[batch.pk]) in html
+    assert reverse("optimizer:batch-delete", args=[batch.pk]) in html
+    assert 'hx-trigger="every 2s"' not in html  # a draft does not poll
+
+
+def test_an_uploaded_csv_is_read_with_its_titles_and_types(owner_client):
+    data = "prompt,title,type\nExplain recursion with an example.,Recursion,coding\nWrite a limerick.,,\n"
+    upload = SimpleUploadedFile("library.csv", data.encode(), content_type="text/csv")
+    response = owner_client.post(reverse("optimizer:batch"), {"file": upload} | SETTINGS)
+
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and batch.format == "csv" and batch.name.startswith("library (")
+    assert list(batch.items.values_list("row", "title", "type")) == [
+        (2, "Recursion", "coding"),
+        (3, "", "general"),  # a row that names no type gets the form's
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "message"),
+    [
+        ({"text": "  \n \n"}, {}, "There is nothing to optimize"),
+        ({"text": "Explain tides."}, {"file": ("a.txt", b"Explain tides.")}, "not both"),
+        ({}, {"file": ("a.csv", b"title,text\nA,Explain tides.\n")}, "No \u201cprompt\u201d column"),
+        ({}, {"file": ("a.json", b'[{"prompt": "x"')}, "JSON"),
+        ({}, {"file": ("a.txt", "Explain tides.".encode("utf-16"))}, "not UTF-8"),
+        ({"text": "Write\x07 a poem\nAnd\x01 this"}, {}, "nothing to optimize"),
+        ({"text": "Explain tides.", "model": "999"}, {}, "that model is not enabled"),
+        ({"text": "Explain tides.", "preset": "none"}, {}, "Tick at least one technique"),
+        ({"text": "Explain tides.", "type": "poetry"}, {}, "Select a valid choice"),
+    ],
+)
+def test_a_refused_input_says_why_and_stores_nothing(owner_client, data, files, message):
+    uploads = {name: SimpleUploadedFile(filename, content) for name, (filename, content) in files.items()}
+    response = owner_client.post(reverse("optimizer:batch"), SETTINGS | data | uploads)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Batch.objects.exists() and not BatchItem.objects.exists()
+
+
+def test_a_file_over_the_limit_is_refused_by_its_size_and_not_by_django(owner_client, settings):
+    settings.BATCH_MAX_BYTES = 3 * 1024 * 1024  # over Django's 2.5 MB in memory: the upload is on disk
+    data = b"Explain topic 000001 to a new colleague.\n" * (settings.BATCH_MAX_BYTES // 38 + 10)
+    upload = SimpleUploadedFile("big.txt", data)
+    response = owner_client.post(reverse("optimizer:batch"), {"file": upload} | SETTINGS)
+
+    assert response.status_code == 200
+    assert f"the limit is {settings.BATCH_MAX_BYTES:,} bytes" in response.content.decode()
+    assert not Batch.objects.exists()
+
+
+def test_a_file_larger_than_djangos_memory_limit_is_accepted(owner_client, settings):
+    settings.BATCH_MAX_ITEMS = 5000
+    lines = "".join(
+        f"Explain topic {row:05d} to a new colleague. {'Keep it short. ' * 45}\n" for row in range(4000)
+    )
+    assert len(lines) > 2.5 * 1024 * 1024
+    upload = SimpleUploadedFile("many.txt", lines.encode())
+    response = owner_client.post(reverse("optimizer:batch"), {"file": upload} | SETTINGS)
+
+    assert response.status_code == 302
+    assert Batch.objects.get().size == 4000
+
+
+def test_the_list_shows_the_users_batches_newest_first_with_their_cost(
+    owner_client, owner, other_user, django_capture_on_commit_callbacks
+):
+    first = run_batch(make_batch(owner, 2, name="First one"), django_capture_on_commit_callbacks)
+    OptimizationRun.objects.filter(batch=first).update(cost=Decimal("0.25"))
+    make_batch(owner, 3, name="Second one")
+    make_batch(other_user, 1, name="Not yours")
+
+    html = owner_client.get(reverse("optimizer:batch")).content.decode()
+
+    assert html.index("Second one") < html.index("First one")
+    assert "Not yours" not in html
+    assert "$0.50" in html and "2 prompts" in html and "done" in html and "not started" in html
+    assert 'name="text"' in html and 'type="file"' in html and "“prompt” (required)" in html
+
+
+def test_the_list_is_paged(owner_client, owner):
+    for number in range(23):
+        make_batch(owner, 1, name=f"Batch number {number:02d}")
+
+    first = owner_client.get(reverse("optimizer:batch")).content.decode()
+    second = owner_client.get(reverse("optimizer:batch") + "?page=2").content.decode()
+    nonsense = owner_client.get(reverse("optimizer:batch") + "?page=zz")
+
+    assert "Batch number 22" in first and "Batch number 02" not in first
+    assert "Batch number 02" in second and "Batch number 22" not in second
+    assert nonsense.status_code == 200
+
+
+# Running
+
+
+def test_start_runs_the_items_and_the_page_follows_them(
+    owner_client, owner, django_capture_on_commit_callbacks
+):
+    batch = make_batch(owner, 3, duplicates={3: 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("optimizer:batch-start", args=[batch.pk]))
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert batch.status == "running"
+
+    running = _page(owner_client, batch, **HTMX)
+    assert 'id="batch-progress"' in running and 'hx-trigger="every 2s"' in running
+    assert 'hx-swap-oob="true"' in running and 'id="batch-results"' in running
+    assert "<html" not in running  # the live region alone
+    assert "Cancel" in running
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+    done = _page(owner_client, batch, **HTMX)
+    assert 'hx-trigger="every 2s"' not in done  # polling stops
+    assert "<strong>100%</strong>" in done
+    run = batch.items.get(row=1).run
+    assert done.count(f'href="{reverse("optimizer:run", args=[run.pk])}"') == 2  # the item and its duplicate
+    assert f"{run.score_before} → {run.score_after}" in done
+    whole = _page(owner_client, batch)
+    assert "Export every item" in whole and "<html" in whole
+
+
+def test_the_run_page_names_its_batch(owner_client, owner, django_capture_on_commit_callbacks):
+    batch = run_batch(make_batch(owner, 1, name="Library"), django_capture_on_commit_callbacks)
+    run = batch.items.get().run
+
+    html = owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
+
+    assert f'href="{reverse("optimizer:batch-detail", args=[batch.pk])}">Library</a>' in html
+
+
+def test_cancel_resume_and_the_refusals_on_the_way(
+    owner_client, owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    batch = make_batch(owner, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("optimizer:batch-start", args=[batch.pk]))
+
+    refused = owner_client.post(reverse("optimizer:batch-delete", args=[batch.pk]), follow=True)
+    assert "This batch is running: cancel it first" in refused.content.decode()
+    assert Batch.objects.filter(pk=batch.pk).exists()
+    resumed = owner_client.post(reverse("optimizer:batch-resume", args=[batch.pk]), follow=True)
+    assert "Only a cancelled batch can be resumed." in resumed.content.decode()
+
+    cancelled = owner_client.post(reverse("optimizer:batch-cancel", args=[batch.pk]), follow=True)
+    html = cancelled.content.decode()
+    assert "Cancelled: 2 queued item(s) taken back" in html
+    assert "Resume" in html and 'hx-trigger="every 2s"' not in html
+    batch.refresh_from_db()
+    assert batch.status == "cancelled" and not OptimizationRun.objects.filter(batch=batch).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("optimizer:batch-resume", args=[batch.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+    batch.refresh_from_db()
+    assert batch.status == "done" and batch.items.filter(run__status="done").count() == 5
+
+
+def test_retry_failed_runs_the_failed_items_again(owner_client, owner, django_capture_on_commit_callbacks):
+    batch = run_batch(make_batch(owner, 3), django_capture_on_commit_callbacks)
+    failed = batch.items.get(row=2).run
+    OptimizationRun.objects.filter(pk=failed.pk).update(status="failed", error="The worker gave up.")
+
+    html = _page(owner_client, batch)
+    assert "Retry failed (1)" in html and "The worker gave up." in html
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("optimizer:batch-retry-failed", args=[batch.pk]), follow=True)
+    assert "1 failed item(s) will run again." in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+
+    item = batch.items.get(row=2)
+    assert item.run.status == "done" and item.run_id != failed.pk
+    again = owner_client.post(reverse("optimizer:batch-retry-failed", args=[batch.pk]), follow=True)
+    assert "No item of this batch has failed." in again.content.decode()
+
+
+def test_a_degraded_batch_says_from_which_item_on_and_why(
+    owner_client, owner, django_capture_on_commit_callbacks
+):
+    batch = run_batch(make_batch(owner, 4), django_capture_on_commit_callbacks)
+    reason = "The hard daily budget is spent."
+    later = BatchItem.objects.filter(batch=batch, row__gte=3).values_list("run_id", flat=True)
+    OptimizationRun.objects.filter(pk__in=list(later)).update(degraded_reason=reason)
+
+    html = _page(owner_client, batch)
+
+    assert "From item 3 on, items ran on the built-in engine" in html and reason in html
+
+
+def test_discard_deletes_a_draft_and_delete_asks_first(
+    owner_client, owner, django_capture_on_commit_callbacks
+):
+    draft = make_batch(owner, 2, name="Draft one")
+    response = owner_client.post(reverse("optimizer:batch-delete", args=[draft.pk]), follow=True)
+    assert "Discarded “Draft one”: nothing ran." in response.content.decode()
+    assert not Batch.objects.filter(pk=draft.pk).exists() and not BatchItem.objects.exists()
+
+    done = run_batch(make_batch(owner, 2, name="Done one"), django_capture_on_commit_callbacks)
+    confirm = owner_client.get(reverse("optimizer:batch-delete", args=[done.pk]))
+    assert confirm.status_code == 200 and "Delete this batch?" in confirm.content.decode()
+    assert Batch.objects.filter(pk=done.pk).exists()
+    response = owner_client.post(reverse("optimizer:batch-delete", args=[done.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse("optimizer:batch")
+    assert not Batch.objects.exists() and not OptimizationRun.objects.exists()
+
+
+# The results table
+
+
+def test_the_results_filter_search_and_sort(owner_client, owner, django_capture_on_commit_callbacks):
+    batch = run_batch(make_batch(owner, 4, duplicates={4: 1}), django_capture_on_commit_callbacks)
+    BatchItem.objects.filter(batch=batch, row=2).update(title="Special one")
+
+    duplicates = _page(owner_client, batch, "?state=duplicate")
+    searched = _page(owner_client, batch, "?q=special")
+    backwards = _page(owner_client, batch, "?sort=-row")
+
+    assert _rows(duplicates) == ["4"]
+    assert _rows(searched) == ["2"]
+    assert _rows(backwards) == ["4", "3", "2", "1"]
+
+
+@pytest.mark.parametrize(
+    "query", ["?state=exploded", "?sort=;drop", "?page=-3", "?q=" + "x" * 500, "?state=&sort="]
+)
+def test_unknown_filter_values_show_the_default_table(owner_client, owner, query):
+    batch = make_batch(owner, 3)
+
+    html = _page(owner_client, batch, query)
+
+    assert _rows(html) == ["1", "2", "3"] or "No item matches" in html
+
+
+def test_the_results_are_paged(owner_client, owner, settings):
+    batch = make_batch(owner, 55)
+
+    first = _page(owner_client, batch)
+    second = _page(owner_client, batch, "?page=2")
+
+    assert len(_rows(first)) == 50 and _rows(second) == [str(row) for row in range(51, 56)]
+    assert "Page 2 of 2 · 55 items" in second
+
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'<td data-label="Row">(\d+)</td>', html)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_the_page_makes_the_same_queries_for_10_items_as_for_300(
+    owner_client, owner, partial, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    counts = []
+    for size in (10, 300):
+        batch = make_batch(owner, size, duplicates={size: 1})
+        run_batch(batch, django_capture_on_commit_callbacks)
+        extra = HTMX if partial else {}
+        _page(owner_client, batch, **extra)  # the session and the user read once
+        with CaptureQueriesContext(connection) as queries:
+            _page(owner_client, batch, **extra)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    with django_assert_max_num_queries(counts[0]):
+        _page(owner_client, batch, **(HTMX if partial else {}))
+
+
+# Who may see what
+
+
+def _addresses(batch: Batch) -> list[tuple[str, str]]:
+    pk = [batch.pk]
+    return [
+        ("get", reverse("optimizer:batch-detail", args=pk)),
+        ("get", reverse("optimizer:batch-delete", args=pk)),
+        ("get", reverse("optimizer:batch-export-csv", args=pk)),
+        ("get", reverse("optimizer:batch-export-json", args=pk)),
+        ("post", reverse("optimizer:batch-start", args=pk)),
+        ("post", reverse("optimizer:batch-cancel", args=pk)),
+        ("post", reverse("optimizer:batch-resume", args=pk)),
+        ("post", reverse("optimizer:batch-retry-failed", args=pk)),
+        ("post", reverse("optimizer:batch-delete", args=pk)),
+    ]
+
+
+def test_another_users_batch_does_not_exist_at_any_address(client, owner, other_user):
+    batch = make_batch(owner, 2)
+    client.force_login(other_user)
+
+    for method, address in _addresses(batch):
+        assert getattr(client, method)(address).status_code == 404, (method, address)
+    batch.refresh_from_db()
+    assert batch.status == "draft" and batch.items.count() == 2
+
+
+def test_every_address_asks_an_anonymous_visitor_to_log_in(client, owner):
+    batch = make_batch(owner, 2)
+
+    index = reverse("optimizer:batch")
+    for method, address in [("get", index), ("post", index), *_addresses(batch)]:
+        response = getattr(client, method)(address)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login")), address
+    assert Batch.objects.get().status == "draft"
+
+
+def test_state_changes_are_post_only_and_need_the_csrf_token(
+    owner, client, django_capture_on_commit_callbacks
+):
+    batch = make_batch(owner, 2)
+    client.force_login(owner)
+    for name in ("batch-start", "batch-cancel", "batch-resume", "batch-retry-failed"):
+        assert client.get(reverse(f"optimizer:{name}", args=[batch.pk])).status_code == 405
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(owner)
+    assert strict.post(reverse("optimizer:batch-start", args=[batch.pk])).status_code == 403
+    assert strict.post(reverse("optimizer:batch"), {"text": "Explain tides."} | SETTINGS).status_code == 403
+    assert Batch.objects.get().status == "draft" and Batch.objects.count() == 1
