@@ -68,21 +68,24 @@ def run_next(*, engine: str) -> int:
 
     A token goes on with the next fairest queued run of its engine while it is younger than
     ``DRAIN_S`` seconds, so a worker that finishes a batch's item starts the item the batch queued
-    next without waiting for that item's token to come through the broker (the ORM broker is polled
-    twice a second, and a built-in run takes milliseconds). The tokens left over find nothing to do:
-    one query each. It starts no run after ``DRAIN_S``, so a token stays well inside the cluster's
-    task timeout (a model run is bounded by its four stages' call deadlines)."""
+    next at once: that item gets no token of its own (a trip through the broker costs more than a
+    built-in run, and the ORM broker is polled twice a second). A token that stops while runs of its
+    engine are still queued hands on one token, so the queue never waits for the sweep; one that
+    dies is replaced by the sweep. It starts no run after ``DRAIN_S``, so a token stays well inside
+    the cluster's task timeout (a model run is bounded by its four stages' call deadlines)."""
     deadline = time.monotonic() + DRAIN_S
     ran = 0
     while (run := runqueue.claim_next(engine)) is not None:
-        _execute(run)
+        _execute(run, draining=True)
         ran += 1
         if time.monotonic() >= deadline:
+            if OptimizationRun.objects.filter(status=OptimizationRun.Status.QUEUED, engine=engine).exists():
+                runqueue.enqueue(engine)
             break
     return ran
 
 
-def _execute(run: OptimizationRun) -> None:
+def _execute(run: OptimizationRun, *, draining: bool = False) -> None:
     """Any failure ends the run as failed with a message; a provider failure never does (the engine
     degrades to the built-in one instead). The heartbeat tells the sweep this worker is alive."""
     with runqueue.Heartbeat(run):
@@ -101,7 +104,7 @@ def _execute(run: OptimizationRun) -> None:
     if run.batch_id is not None:
         from optimizer.batches.services import run_ended  # imports optimizer.services, which imports this
 
-        run_ended(run)
+        run_ended(run, draining=draining)
 
 
 def chosen_techniques(run_settings: dict, prompt_type: str, diagnosis: dict, text: str = "") -> list[dict]:

@@ -14,13 +14,14 @@ twice.
 import logging
 import re
 from dataclasses import asdict
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from optimizer import services
+from optimizer import runqueue, services
 from optimizer.batches.parsing import Parsed
 from optimizer.models import Batch, BatchItem, OptimizationRun, Prompt
 
@@ -105,10 +106,13 @@ def _waiting(batch: Batch):
     return batch.items.filter(dispatched_at=None, duplicate_of=None).order_by("row")
 
 
-def dispatch(batch_id: int) -> int:
+def dispatch(batch_id: int, *, drained: str = "") -> int:
     """Start the batch's next items, up to ``BATCH_CONCURRENCY`` queued or running at once, and mark
     the batch done when nothing is left to start or running. Returns how many items were started.
-    Safe anywhere, any number of times, in several processes at once."""
+    Safe anywhere, any number of times, in several processes at once.
+
+    ``drained``: the engine whose queue the calling worker goes on taking runs from (see
+    ``pipeline.run_next``); items queued for that engine get no token of their own."""
     started = 0
     while True:
         with transaction.atomic():
@@ -127,7 +131,10 @@ def dispatch(batch_id: int) -> int:
                     title=item.title,
                     tags=item.tags,
                     batch=batch,
+                    enqueue=False,
                 )
+                if run.status == RunStatus.QUEUED and run.engine != drained:
+                    transaction.on_commit(partial(runqueue.enqueue, run.engine))
                 BatchItem.objects.filter(pk=item.pk).update(run=run, dispatched_at=now)
             started += len(todo)
             if not todo:
@@ -145,13 +152,14 @@ def dispatch_running() -> int:
     )
 
 
-def run_ended(run: OptimizationRun) -> None:
-    """A run of a batch ended (its worker calls this): start the batch's next items. A failure here
-    is logged; the sweep dispatches again within a minute."""
+def run_ended(run: OptimizationRun, *, draining: bool = False) -> None:
+    """A run of a batch ended (its worker calls this; ``draining``: the worker goes on taking queued
+    runs of the run's engine): start the batch's next items. A failure here is logged; the sweep
+    dispatches again within a minute."""
     if run.batch_id is None:
         return
     try:
-        dispatch(run.batch_id)
+        dispatch(run.batch_id, drained=run.engine if draining else "")
     except Exception:  # the run itself is finished; its batch is picked up again by the sweep
         logger.exception("batch %s: the next items were not started after run %s", run.batch_id, run.pk)
 

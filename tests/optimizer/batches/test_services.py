@@ -4,7 +4,9 @@ and task path (the built-in engine's runs executed by ``pipeline.run_next``, as 
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django_q.brokers import get_broker
 
 from costs.models import UsageRecord
 from optimizer import limits, pipeline, runqueue, services
@@ -295,3 +297,37 @@ def test_delete_removes_runs_and_prompts_and_keeps_what_was_spent(
     assert list(OptimizationRun.objects.values_list("pk", flat=True)) == [keep.pk]
     assert list(Prompt.objects.values_list("pk", flat=True)) == [keep.prompt_id]
     assert UsageRecord.objects.get().cost == Decimal("0.01")
+
+
+@pytest.fixture
+def fast_queue(db):
+    broker = get_broker(django_settings.FAST_QUEUE)
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def test_items_a_draining_worker_queued_get_no_token_of_their_own(
+    owner, settings, fast_queue, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 6)
+    assert fast_queue.queue_size() == 2  # the first two items' tokens
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.run_next(engine=BUILTIN) == 6
+
+    # The worker took the four items it queued itself: no token went through the broker for them.
+    assert fast_queue.queue_size() == 2
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.DONE
+
+    # A token that stops at its deadline with runs still queued hands on one token.
+    services.run_submit(
+        owner=owner, text="Queued, waiting for a worker.", run_settings=_settings(), enqueue=False
+    )
+    services.run_submit(owner=owner, text="Queued too, waiting.", run_settings=_settings(), enqueue=False)
+    monkeypatch.setattr(pipeline, "DRAIN_S", 0)
+    assert pipeline.run_next(engine=BUILTIN) == 1
+    assert fast_queue.queue_size() == 3
