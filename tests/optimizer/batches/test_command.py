@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 
 from optimizer import pipeline, runqueue
 from optimizer.batches import selectors
+from optimizer.batches.services import batch_cancel
 from optimizer.management.commands.batch import POLL_S
 from optimizer.models import Batch, BatchItem, OptimizationRun, Prompt
 from tests.optimizer.processes import poll_until
@@ -395,3 +396,41 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
             runqueue.sweep()
     batch.refresh_from_db()
     assert batch.status == Batch.Status.DONE and selectors.progress(batch).done == 300
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_ends_with_exit_1_when_the_batch_is_cancelled_on_its_page_once_its_running_item_finished(
+    staff_user, slow_model, tmp_path, settings
+):
+    settings.BATCH_CONCURRENCY = 1
+    path = tmp_path / "three.txt"
+    path.write_text(
+        "Explain how tides work.\nWrite a welcome note.\nList three uses of vinegar.\n", encoding="utf-8"
+    )
+    cancelled: list[int] = []
+
+    def cancel_while_the_first_runs():
+        try:
+            poll_until(
+                lambda: OptimizationRun.objects.filter(status=Status.RUNNING, batch__isnull=False).exists(),
+                timeout=30,
+                failure=lambda: "--wait never started an item",
+            )
+            cancelled.append(batch_cancel(batch=Batch.objects.get()))
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    canceller = threading.Thread(target=cancel_while_the_first_runs)
+    canceller.start()
+    with pytest.raises(
+        CommandError, match=r"was cancelled with 2 items not run\. Resume it on /batch/"
+    ) as error:
+        _run(str(path), "--wait", "--model", "OpenAI test/gpt-4o-mini")
+    canceller.join()
+
+    assert error.value.returncode == 1 and cancelled == [0]  # nothing was queued: one item ran at a time
+    batch = Batch.objects.get()
+    assert batch.status == Batch.Status.CANCELLED
+    assert list(OptimizationRun.objects.filter(batch=batch).values_list("status", flat=True)) == [Status.DONE]
