@@ -53,7 +53,7 @@ def test_paste_preview_start_and_watch_the_rows_turn_done(browser, signed_in, wi
     wait(browser, EC.text_to_be_present_in_element((By.ID, "batch-form"), "There is nothing to optimize"))
     assert not Batch.objects.exists()
 
-    browser.find_element(By.NAME, "text").send_keys("\n".join(PROMPTS))
+    browser.find_element(By.NAME, "text").send_keys("\n".join([*PROMPTS, "", PROMPTS[0]]))
     Select(browser.find_element(By.NAME, "model")).select_by_value("builtin")
     browser.find_element(By.NAME, "name").send_keys("Three prompts")
     browser.find_element(By.CSS_SELECTOR, "#batch-form button[type=submit]").click()
@@ -61,8 +61,12 @@ def test_paste_preview_start_and_watch_the_rows_turn_done(browser, signed_in, wi
         browser,
         EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".batch-preview"), "3 prompts to optimize"),
     )
-    assert "no model call, no cost" in browser.find_element(By.CSS_SELECTOR, ".batch-preview").text
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-results tbody tr")) == 3
+    preview = browser.find_element(By.CSS_SELECTOR, ".batch-preview").text
+    assert (
+        "1 duplicate that shares an earlier row's result" in preview and "1 row left out (1 empty)" in preview
+    )
+    assert "no model call, no cost" in preview
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-results tbody tr")) == 4
     fits(browser, f"the preview at {width} px")
     shot(browser, f"batch-preview-{width}")
     batch = Batch.objects.get()
@@ -80,19 +84,24 @@ def test_paste_preview_start_and_watch_the_rows_turn_done(browser, signed_in, wi
     statuses = [
         cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#batch-results td[data-label=Status]")
     ]
-    assert statuses == ["done"] * 3
-    assert (
-        browser.find_element(By.ID, "batch-progress").get_attribute("hx-trigger") is None
-    )  # polling stopped
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-results a[href*='/runs/']")) == 3
+    assert statuses == ["done", "done", "done", "duplicate of row 1"]
+    polling = browser.find_element(By.ID, "batch-progress").get_attribute("hx-trigger")
+    assert polling is None  # the finished batch's panel no longer polls
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-results a[href*='/runs/']")) == 4
     fits(browser, f"a finished batch at {width} px")
     shot(browser, f"batch-done-{width}")
 
     Select(browser.find_element(By.NAME, "sort")).select_by_value("-row")
     wait(browser, EC.url_contains("sort=-row"))
     rows = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#batch-results td[data-label=Row]")]
-    assert rows == ["3", "2", "1"]
+    assert rows == ["5", "3", "2", "1"]
     fits(browser, f"the results sorted at {width} px")
+
+    browser.find_element(By.CSS_SELECTOR, "#batch-results a[href*='/runs/']").click()
+    wait(browser, EC.url_contains("/runs/"))
+    assert "An item of batch Three prompts" in browser.find_element(By.CSS_SELECTOR, ".page-head").text
+    fits(browser, f"an item's run page at {width} px")
+    shot(browser, f"batch-run-{width}")
 
     browser.get(f"{signed_in}/batch/")
     assert "Three prompts" in browser.find_element(By.CSS_SELECTOR, ".batches").text
