@@ -20,6 +20,7 @@ from optimizer.batches.estimate import estimate
 from optimizer.batches.forms import BatchForm, ItemFilterForm
 from optimizer.exporting import csv_stream, read_ahead
 from optimizer.forms import PRESET_CHOICES
+from optimizer.health import run_check
 from optimizer.models import Batch, BatchItem, ModelChoice, OptimizationRun
 from optimizer.views import VERDICT_WORDS
 
@@ -83,6 +84,8 @@ def batch_detail(request, pk: int):
     context["model_label"] = _model_label((batch.settings or {}).get("model", "auto"))
     preset = (batch.settings or {}).get("preset", "auto")
     context["preset_label"] = PRESET_LABELS.get(preset, preset)
+    if batch.status in (Batch.Status.DRAFT, Batch.Status.RUNNING):
+        context["broker"] = run_check("task_broker")  # only to warn when no worker runs
     if batch.status == Batch.Status.DRAFT:
         context |= _preview_context(batch)
     return render(request, "optimizer/batches/batch.html", context)
