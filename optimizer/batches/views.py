@@ -136,8 +136,13 @@ def _throughput(per_second: float | None) -> str:
 def _preview_context(batch: Batch) -> dict:
     texts = list(batch.items.filter(duplicate_of=None).values_list("text", flat=True))
     model = (batch.settings or {}).get("model", "auto")
+    found = estimate(texts=texts, model=model, user_id=batch.owner_id)
     return {
-        "estimate": estimate(texts=texts, model=model, user_id=batch.owner_id),
+        "estimate": found,
+        "estimate_rows": [
+            {"model": choice, "input": f"{choice.input_tokens:,}", "output": f"{choice.output_tokens:,}"}
+            for choice in found.models
+        ],
         "skipped": batch.skipped[:SKIPPED_SHOWN],
         "skipped_more": max(len(batch.skipped) - SKIPPED_SHOWN, 0),
     }

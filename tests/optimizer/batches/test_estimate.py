@@ -76,4 +76,5 @@ def test_a_hard_budget_that_would_stop_the_batch_is_said_before_it_starts(owner_
     assert "would reach the budget around item" in found.warning and "of 50" in found.warning
     assert "A budget would stop this batch." in html and found.warning.split(":")[0] in html
     assert "Priced / house-model" in html and f"stops around item {model.stops_at}" in html
+    assert f'<td data-label="Input tokens">{model.input_tokens:,}</td>' in html
     assert "Your tightest hard budget has $" in html

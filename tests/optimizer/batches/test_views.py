@@ -116,6 +116,17 @@ def test_an_uploaded_csv_is_read_with_its_titles_and_types(owner_client):
     ]
 
 
+def test_what_the_reader_decided_is_told_on_the_preview(owner_client):
+    data = "prompt,type\nExplain recursion with an example.,TEXT\nDraw a cat.,IMAGE\n"
+    upload = SimpleUploadedFile("prompts.csv", data.encode(), content_type="text/csv")
+    response = owner_client.post(reverse("optimizer:batch"), {"file": upload} | SETTINGS, follow=True)
+
+    html = response.content.decode()
+    assert response.redirect_chain and 'class="message message-info"' in html
+    assert "type" in re.search(r'message-info">([^<]*)<', html).group(1)
+    assert set(Batch.objects.get().items.values_list("type", flat=True)) == {"general"}
+
+
 @pytest.mark.parametrize(
     ("data", "files", "message"),
     [
