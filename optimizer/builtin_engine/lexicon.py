@@ -247,9 +247,12 @@ PROHIBITION = case_insensitive(
 LIMIT = case_insensitive(r"\b(?:exceed|more than|longer than|over|beyond|at most)\b|\d")
 
 
+LIST_MARKER = re.compile(r"^[\s*•+-]+")
+
+
 def prohibition(sentence: str) -> str:
     """``sentence`` without its list marker when it is a rule that only forbids (not a limit), else ""."""
-    rule = re.sub(r"^[\s*•+-]+", "", sentence)
+    rule = LIST_MARKER.sub("", sentence)
     return rule if PROHIBITION.match(rule) and not LIMIT.search(rule) else ""
 
 

@@ -385,7 +385,8 @@ def _led_material(text: str, taken: list[Material]) -> list[Material]:
     for line in re.finditer(r"^.*$", text, re.MULTILINE):
         lead = line.group().strip()
         if (
-            _inside(line.start(), taken + found)
+            not lead.endswith((":", "："))  # MATERIAL_LEAD ends in a colon: nothing else can be a lead
+            or _inside(line.start(), taken + found)
             or len(lead) > 120
             or lexicon.FIRST_REQUEST.search(lead)
             or not lexicon.MATERIAL_LEAD.search(lead)
@@ -424,9 +425,12 @@ def _pasted(body: str) -> bool:
         for sentence in sentences_of(body)
         if lexicon.IMPERATIVE.match(sentence)
         or lexicon.PROHIBITION.match(sentence)
-        or re.match(r"(?:you|your|you'll|you will)\b", sentence, re.I)
+        or ADDRESSED.match(sentence)
     )
     return orders < 2 and len(body) <= 20_000
+
+
+ADDRESSED = re.compile(r"(?:you|your|you'll|you will)\b", re.I)
 
 
 def _next_content(text: str, position: int) -> int | None:

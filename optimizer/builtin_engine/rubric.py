@@ -8,7 +8,6 @@ assistant", "take a deep breath"), and keyword lists that are not sentences. Wha
 contradictions and filler. A prompt without a real request scores low whatever surrounds it.
 """
 
-import copy
 import functools
 import itertools
 import re
@@ -133,7 +132,7 @@ def _evidence(text: str, filler_free: bool) -> _Evidence:
     for line in text.splitlines(keepends=True):
         start, position = position, position + len(line)
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or re.fullmatch(r"</?[\w-]+>", stripped):
+        if not stripped or stripped.startswith("#") or (stripped[0] == "<" and TAG_LINE.fullmatch(stripped)):
             continue
         start += len(line) - len(line.lstrip())
         stripped, removed = OWN.subn("", stripped)
@@ -154,6 +153,9 @@ def _evidence(text: str, filler_free: bool) -> _Evidence:
     return _Evidence(kept, text, starts if verbatim else None)
 
 
+TAG_LINE = re.compile(r"</?[\w-]+>")
+
+
 def _readable(sentence: str) -> bool:
     """A sentence, not a list of keywords: it has function words, and not only checklist words."""
     if CJK.search(sentence):
@@ -162,10 +164,10 @@ def _readable(sentence: str) -> bool:
     if not words:
         return False
     meaningful = [w for w in words if w not in lexicon.FUNCTION_WORDS]
-    if meaningful and sum(w in RUBRIC_WORDS for w in meaningful) / len(meaningful) > 0.6:
+    if meaningful and sum(map(RUBRIC_WORDS.__contains__, meaningful)) / len(meaningful) > 0.6:
         return False
     if len(words) >= 8:
-        return sum(w in lexicon.FUNCTION_WORDS for w in words) / len(words) >= 0.12
+        return (len(words) - len(meaningful)) / len(words) >= 0.12  # the function words' share
     return True
 
 
@@ -182,7 +184,14 @@ def _substance(sentence: str) -> tuple[str, ...]:
 
 def score(text: str) -> dict:
     """``{"overall": int, "criteria": [{"key", "name", "score", "rationale"}], "penalties": [...]}``."""
-    return copy.deepcopy(_scored(text))  # the caller's own copy: the cached one is never changed
+    # The caller's own copy (the cached one is never changed): its lists and dicts hold only
+    # strings and numbers, so copying them is copying it all.
+    scored = _scored(text)
+    return {
+        "overall": scored["overall"],
+        "criteria": [dict(item) for item in scored["criteria"]],
+        "penalties": [dict(item) for item in scored["penalties"]],
+    }
 
 
 @functools.lru_cache(maxsize=64)

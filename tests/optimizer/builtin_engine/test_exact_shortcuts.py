@@ -2,6 +2,7 @@
 checked against the plain form over the real prompts and over texts made to hit its edges. Nothing
 here is timed."""
 
+import copy
 import random
 import re
 
@@ -124,3 +125,43 @@ def test_each_word_is_weighed_against_the_vague_words_once():
     words = {word for s in reading.sentences_of(text) for word in reading.words_of(s)}
     assert 0 < reading.vague_word.cache_info().misses <= len(words)
     assert reading.vague_word.cache_info().hits > 0  # a word weighed again is not searched again
+
+
+def test_only_a_line_ending_in_a_colon_can_announce_material():
+    lines = [line.strip() for text in _real_texts() for line in text.splitlines()] + _made_texts(5_000)
+    lines += ["Summarize this review:", "Texto:", "以下の文章：", "Here is the email: ", "Review this:\n"]
+    leads = [line.strip() for line in lines if lexicon.MATERIAL_LEAD.search(line.strip())]
+    assert len(leads) > 50
+    assert all(lead.endswith((":", "：")) for lead in leads)
+
+
+def _readable_as_written(sentence: str) -> bool:
+    if reading.CJK.search(sentence):
+        return len(reading.CJK.findall(sentence)) >= 4
+    words = [w.lower() for w in reading.words_of(sentence)]
+    if not words:
+        return False
+    meaningful = [w for w in words if w not in lexicon.FUNCTION_WORDS]
+    if meaningful and sum(w in rubric.RUBRIC_WORDS for w in meaningful) / len(meaningful) > 0.6:
+        return False
+    if len(words) >= 8:
+        return sum(w in lexicon.FUNCTION_WORDS for w in words) / len(words) >= 0.12
+    return True
+
+
+def test_a_sentence_is_readable_exactly_when_it_was():
+    sentences = [s for text in _real_texts() for s in reading.sentences_of(text)] + _made_texts(5_000)
+    assert sum(map(rubric._readable, sentences)) > 10_000
+    for sentence in sentences:
+        assert rubric._readable(sentence) == _readable_as_written(sentence), sentence[:80]
+
+
+def test_a_score_is_a_full_copy_of_the_checklists_scan():
+    for text in _real_texts()[::50]:
+        scored, copied = rubric._scored(text), rubric.score(text)
+        assert copied == copy.deepcopy(scored)
+        assert copied is not scored
+        assert all(a is not b for a, b in zip(copied["criteria"], scored["criteria"], strict=True))
+        assert all(a is not b for a, b in zip(copied["penalties"], scored["penalties"], strict=True))
+        values = [v for item in copied["criteria"] + copied["penalties"] for v in item.values()]
+        assert all(isinstance(v, str | int) for v in values)  # nothing deeper to copy
