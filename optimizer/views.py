@@ -28,7 +28,7 @@ from optimizer.builtin_engine.rubric import CRITERIA
 from optimizer.exporting import csv_stream, read_ahead
 from optimizer.forms import AnswerForm, HistoryFilterForm, OptimizeForm, RunEditForm, again_text, errors_text
 from optimizer.health import health_report, run_check
-from optimizer.models import OptimizationRun, Prompt
+from optimizer.models import BatchItem, OptimizationRun, Prompt
 from optimizer.navigation import nav_items, nav_links_html
 
 HISTORY_PAGE_SIZE = 25
@@ -279,6 +279,11 @@ def _diff(run: OptimizationRun, mode: str) -> object:
 def run_detail(request, pk: int):
     run = services.run_expire_stale(run=selectors.run_for_user(request.user, pk))
     context = _run_context(run, request.GET.get("diff", "inline")) | {"chain": selectors.version_chain(run)}
+    if run.batch_id:  # which item of its batch it is (a failed try that was retried is no item's now)
+        context["batch_item"] = BatchItem.objects.filter(run=run).values("row", "batch__name").first() or {
+            "row": None,
+            "batch__name": run.batch.name,
+        }
     return render(request, "optimizer/run.html", context)
 
 

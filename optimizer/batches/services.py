@@ -81,7 +81,7 @@ def batch_create(*, owner, parsed: Parsed, run_settings: dict, source: str, name
 
 def _name_from(source: str) -> str:
     stem = re.sub(r"\.(csv|json|jsonl|ndjson|txt)$", "", source.strip(), flags=re.IGNORECASE)
-    return f"{stem or 'Batch'} ({timezone.now():%Y-%m-%d %H:%M})"
+    return f"{stem[: NAME_MAX - 19] or 'Batch'} ({timezone.now():%Y-%m-%d %H:%M})"  # the date always shows
 
 
 def batch_start(*, batch: Batch) -> Batch:

@@ -28,7 +28,12 @@ def test_staff_also_see_the_backups_and_the_admin(staff_client):
 
 @pytest.mark.parametrize(
     ("url_name", "label"),
-    [("optimizer:optimize", "Optimize"), ("optimizer:history", "History"), ("costs:dashboard", "Costs")],
+    [
+        ("optimizer:optimize", "Optimize"),
+        ("optimizer:batch", "Batch"),
+        ("optimizer:history", "History"),
+        ("costs:dashboard", "Costs"),
+    ],
 )
 def test_the_current_section_is_marked(owner_client, url_name, label):
     html = owner_client.get(reverse(url_name)).content.decode()
@@ -40,7 +45,6 @@ def test_the_current_section_is_marked(owner_client, url_name, label):
 @pytest.mark.parametrize(
     "url_name",
     [
-        "optimizer:batch",
         "optimizer:monitoring",
         "optimizer:analytics",
     ],

@@ -250,13 +250,49 @@ def test_start_runs_the_items_and_the_page_follows_them(
     assert "No task worker is running" not in whole  # it is done: nothing waits for one
 
 
-def test_the_run_page_names_its_batch(owner_client, owner, django_capture_on_commit_callbacks):
-    batch = run_batch(make_batch(owner, 1, name="Library"), django_capture_on_commit_callbacks)
-    run = batch.items.get().run
+def test_the_run_page_names_its_batch_and_item(owner_client, owner, django_capture_on_commit_callbacks):
+    batch = run_batch(make_batch(owner, 2, name="Library"), django_capture_on_commit_callbacks)
+    run = batch.items.get(row=2).run
 
     html = owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
 
-    assert f'href="{reverse("optimizer:batch-detail", args=[batch.pk])}">Library</a>' in html
+    link = f'href="{reverse("optimizer:batch-detail", args=[batch.pk])}">Library</a>'
+    assert f"Item 2 of batch <a {link}" in html
+
+    # A failed try that was retried is no item's run any more: still the batch's.
+    OptimizationRun.objects.filter(pk=run.pk).update(status="failed", error="gave up")
+    batch_services.batch_retry_failed(batch=batch)
+    html = owner_client.get(reverse("optimizer:run", args=[run.pk])).content.decode()
+    assert f"An earlier try of an item of batch <a {link}" in html
+
+
+def test_a_long_file_name_keeps_the_date_in_the_batch_name(owner):
+    parsed = Parsed(format="text", items=[Item(row=1, text=PROMPTS[0])], skipped=[], empty_rows=0, columns=[])
+    batch = batch_services.batch_create(
+        owner=owner, parsed=parsed, run_settings=_settings(), source="x" * 200 + ".csv"
+    )
+
+    assert len(batch.name) == 120
+    assert re.search(r" \(\d{4}-\d\d-\d\d \d\d:\d\d\)$", batch.name)
+
+
+def test_a_paste_larger_than_djangos_default_form_limit_is_read(owner_client, settings):
+    text = _file_of(3 * 1024 * 1024).decode()  # Django refuses a form over 2.5 MB unless told more
+
+    response = owner_client.post(reverse("optimizer:batch"), {"text": text} | SETTINGS)
+
+    assert response.status_code == 302
+    assert Batch.objects.get().size == text.count("\n")
+
+
+def test_a_paste_over_the_limit_is_refused_by_our_message(owner_client, settings):
+    text = _file_of(settings.BATCH_MAX_BYTES).decode() + "x" * 5000
+
+    response = owner_client.post(reverse("optimizer:batch"), {"text": text} | SETTINGS)
+
+    assert response.status_code == 200
+    assert "the limit is 10,485,760 bytes" in response.content.decode()
+    assert not Batch.objects.exists()
 
 
 def test_cancel_resume_and_the_refusals_on_the_way(
