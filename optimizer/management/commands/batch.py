@@ -18,10 +18,9 @@ from optimizer.batches import selectors
 from optimizer.batches.estimate import estimate
 from optimizer.batches.parsing import BatchInputError, Parsed, parse_file
 from optimizer.batches.services import batch_create, batch_start, dispatch
-from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.engines import BuiltinEngine
 from optimizer.management.commands import optimize
-from optimizer.models import Batch, OptimizationRun, Prompt
+from optimizer.models import Batch, OptimizationRun
 
 logger = logging.getLogger(__name__)
 
@@ -56,23 +55,10 @@ class Command(optimize.Command):
         parser.add_argument(
             "--name", default="", help="The batch's name (default: the file's, and the time)."
         )
-        parser.add_argument(
-            "--type", default="general", choices=Prompt.Type.values,
-            help="The type of the prompts whose row names none (a CSV type column, a JSON \"type\").",
-        )  # fmt: skip
-        parser.add_argument("--preset", default="auto", choices=["auto", "none", *PRESETS])
-        parser.add_argument(
-            "--technique", action="append", default=[], metavar="SLUG",
-            help="A technique to apply (repeatable): " + ", ".join(TECHNIQUES),
-        )  # fmt: skip
-        parser.add_argument(
-            "--engine", default="auto", choices=["auto", "builtin", "llm"],
-            help="auto: a language model when one is enabled, else the built-in engine.",
-        )  # fmt: skip
-        parser.add_argument("--model", help="provider/model_id of an enabled model (implies --engine llm).")
-        parser.add_argument("--no-keep-spans", action="store_true", help="Allow placeholders etc. to change.")
-        parser.add_argument(
-            "--user", help="Whose history the runs are saved in (default: the first superuser)."
+        self.add_settings_arguments(
+            parser,
+            user_help="Whose history the runs are saved in (default: the first superuser).",
+            type_help='The type of the prompts whose row names none (a CSV type column, a JSON "type").',
         )
         parser.add_argument(
             "--wait", action="store_true",
@@ -151,19 +137,8 @@ class Command(optimize.Command):
     # --- Before anything is stored --------------------------------------------------------------
 
     def _run_settings(self, options) -> dict:
-        """The optimize command's checks, in its order and with its messages (exit status 2)."""
-        if options["engine"] == "builtin" and options["model"]:
-            raise CommandError(
-                "--model picks a language model and --engine builtin refuses them: give one of the two.",
-                returncode=2,
-            )
-        unknown = [slug for slug in options["technique"] if slug not in TECHNIQUES]
-        if unknown:
-            raise CommandError(
-                f"Unknown technique {unknown[0]!r}. Known: {', '.join(TECHNIQUES)}.", returncode=2
-            )
-        if options["preset"] == "none" and not options["technique"]:
-            raise CommandError("--preset none needs at least one --technique.", returncode=2)
+        """The optimize command's checks, with its messages (exit status 2)."""
+        self.settings_check(options)
         return services.run_settings_build(
             prompt_type=options["type"],
             preset=options["preset"],

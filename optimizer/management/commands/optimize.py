@@ -33,7 +33,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("text", nargs="?", help="The prompt; read from stdin when omitted or '-'.")
-        parser.add_argument("--type", default="general", choices=Prompt.Type.values)
+        self.add_settings_arguments(
+            parser, user_help="Whose history the run is saved in (default: the first superuser)."
+        )
+        parser.add_argument(
+            "--answer", action="append", default=[], metavar="KEY=VALUE",
+            help="An answer to one of the clarifying questions a run lists (repeatable), e.g. "
+            "--answer audience='new hires in support'.",
+        )  # fmt: skip
+        parser.add_argument("--title", default="")
+        parser.add_argument("--json", action="store_true", help="Print the whole run as JSON.")
+
+    @staticmethod
+    def add_settings_arguments(parser, *, user_help: str, type_help: str | None = None) -> None:
+        """The options a run's settings come from, and ``--user``: this command's and ``batch``'s."""
+        parser.add_argument("--type", default="general", choices=Prompt.Type.values, help=type_help)
         parser.add_argument("--preset", default="auto", choices=["auto", "none", *PRESETS])
         parser.add_argument(
             "--technique", action="append", default=[], metavar="SLUG",
@@ -45,16 +59,22 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument("--model", help="provider/model_id of an enabled model (implies --engine llm).")
         parser.add_argument("--no-keep-spans", action="store_true", help="Allow placeholders etc. to change.")
-        parser.add_argument(
-            "--user", help="Whose history the run is saved in (default: the first superuser)."
-        )
-        parser.add_argument(
-            "--answer", action="append", default=[], metavar="KEY=VALUE",
-            help="An answer to one of the clarifying questions a run lists (repeatable), e.g. "
-            "--answer audience='new hires in support'.",
-        )  # fmt: skip
-        parser.add_argument("--title", default="")
-        parser.add_argument("--json", action="store_true", help="Print the whole run as JSON.")
+        parser.add_argument("--user", help=user_help)
+
+    def settings_check(self, options) -> None:
+        """Refuse contradictory or unknown settings options (exit status 2): both commands' checks."""
+        if options["engine"] == "builtin" and options["model"]:
+            raise CommandError(
+                "--model picks a language model and --engine builtin refuses them: give one of the two.",
+                returncode=2,
+            )
+        unknown = [slug for slug in options["technique"] if slug not in TECHNIQUES]
+        if unknown:
+            raise CommandError(
+                f"Unknown technique {unknown[0]!r}. Known: {', '.join(TECHNIQUES)}.", returncode=2
+            )
+        if options["preset"] == "none" and not options["technique"]:
+            raise CommandError("--preset none needs at least one --technique.", returncode=2)
 
     def get_version(self) -> str:
         return f"Prompt Optimizer {__version__} (Django {django.get_version()})"
@@ -70,11 +90,7 @@ class Command(BaseCommand):
             httpx_log.setLevel(quiet)
 
     def _optimize(self, options) -> None:
-        if options["engine"] == "builtin" and options["model"]:
-            raise CommandError(
-                "--model picks a language model and --engine builtin refuses them: give one of the two.",
-                returncode=2,
-            )
+        self.settings_check(options)
         text = options["text"]
         if text in (None, "-"):
             if sys.stdin.isatty():
@@ -85,13 +101,6 @@ class Command(BaseCommand):
         except ValidationError as error:
             message = f"{GIVE_A_PROMPT}: this one is empty." if error.code == "empty" else error.messages[0]
             raise CommandError(message, returncode=2) from None
-        unknown = [slug for slug in options["technique"] if slug not in TECHNIQUES]
-        if unknown:
-            raise CommandError(
-                f"Unknown technique {unknown[0]!r}. Known: {', '.join(TECHNIQUES)}.", returncode=2
-            )
-        if options["preset"] == "none" and not options["technique"]:
-            raise CommandError("--preset none needs at least one --technique.", returncode=2)
         model = self._model(options["engine"], options["model"])
         builtin_only = pipeline.engine_version({"model": model}) == BuiltinEngine.version
         run_settings = services.run_settings_build(
