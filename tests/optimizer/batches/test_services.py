@@ -331,3 +331,29 @@ def test_items_a_draining_worker_queued_get_no_token_of_their_own(
     monkeypatch.setattr(pipeline, "DRAIN_S", 0)
     assert pipeline.run_next(engine=BUILTIN) == 1
     assert fast_queue.queue_size() == 3
+
+
+def test_a_single_run_waits_behind_no_more_than_the_batchs_concurrency(
+    owner, other_user, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 50)
+    mine = services.run_submit(
+        owner=owner, text="My own prompt, now.", run_settings=_settings(), enqueue=False
+    )
+    theirs = services.run_submit(
+        owner=other_user, text="Someone else's prompt.", run_settings=_settings(), enqueue=False
+    )
+
+    claimed = []
+    while (run := runqueue.claim_next(BUILTIN)) is not None:
+        claimed.append(run.pk)
+        pipeline._execute(run)  # its end starts the batch's next item
+        if {mine.pk, theirs.pk} <= set(claimed):
+            break
+
+    # Both went right after the two batch items queued before them, not after the other 48: the
+    # batch's next items are queued only as its earlier ones end.
+    assert claimed[2:] == [mine.pk, theirs.pk]
+    assert OptimizationRun.objects.filter(batch=batch).count() == 4
