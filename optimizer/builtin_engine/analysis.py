@@ -143,7 +143,7 @@ RULE = case_insensitive(
 
 @functools.lru_cache(maxsize=4096)
 def _is_rule(sentence: str) -> bool:
-    return bool(RULE.search(sentence) or lexicon.NEGATIVE.search(sentence)) and len(sentence) < 300
+    return len(sentence) < 300 and bool(RULE.search(sentence) or lexicon.NEGATIVE.search(sentence))
 
 
 def _clip(text: str, limit: int) -> str:

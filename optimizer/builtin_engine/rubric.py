@@ -294,7 +294,7 @@ def _context(reading, evidence, answered):
         (
             s
             for s in evidence.sentences
-            if (lexicon.ROLE.search(" " + s) or lexicon.PERSONA.search(s)) and len(_substance(s)) >= 2
+            if len(_substance(s)) >= 2 and (lexicon.ROLE.search(" " + s) or lexicon.PERSONA.search(s))
         ),
         None,
     )
@@ -345,7 +345,7 @@ def _rules(evidence):
     rules = [
         s
         for s in evidence
-        if RULE.search(s) and len(_substance(s)) >= 2 and not lexicon.FIRST_REQUEST.search(s)
+        if len(_substance(s)) >= 2 and RULE.search(s) and not lexicon.FIRST_REQUEST.search(s)
     ]
     if not rules:
         return 0, "No rule or success criterion with content."

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from optimizer.builtin_engine import builtin, lexicon, reading, rubric, spans
+from optimizer.builtin_engine import analysis, builtin, lexicon, reading, rubric, spans
 from optimizer.builtin_engine.patterns import AS_WRITTEN
 from tests.prompts_csv import real_prompts
 
@@ -165,3 +165,32 @@ def test_a_score_is_a_full_copy_of_the_checklists_scan():
         assert all(a is not b for a, b in zip(copied["penalties"], scored["penalties"], strict=True))
         values = [v for item in copied["criteria"] + copied["penalties"] for v in item.values()]
         assert all(isinstance(v, str | int) for v in values)  # nothing deeper to copy
+
+
+def test_the_cheap_condition_first_keeps_each_rule_and_role_the_checklist_found():
+    # _substance is cached (the checklist weighed every sentence by it already), so it goes first.
+    def weighty(s):
+        return len(rubric._substance(s)) >= 2
+
+    def is_rule(s):
+        return rubric.RULE.search(s) and weighty(s) and not lexicon.FIRST_REQUEST.search(s)
+
+    def is_role(s):
+        return (lexicon.ROLE.search(" " + s) or lexicon.PERSONA.search(s)) and weighty(s)
+
+    for text in _real_texts()[::4]:
+        evidence = rubric._evidence(text, filler_free=False)
+        rules = [s for s in evidence.sentences if is_rule(s)]
+        found = rubric._rules(evidence.sentences)[1]
+        if rules:
+            assert found.startswith(f"{len(rules)} rule") and rubric._quote(rules[0], 50) in found
+        else:
+            assert found.startswith("No rule")
+        role = next((s for s in evidence.sentences if is_role(s)), None)
+        context = rubric._context(reading.read(text), evidence, {})[1]
+        assert (role is None) == ("the expertise in" not in context)
+        if role:
+            assert rubric._quote(role, 50) in context
+        for sentence in reading.sentences_of(text):
+            written = bool(analysis.RULE.search(sentence) or lexicon.NEGATIVE.search(sentence))
+            assert analysis._is_rule(sentence) == (written and len(sentence) < 300)
