@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.html import format_html, format_html_join
 
+from optimizer.batches.parsing import TAG_MAX_CHARS, TAGS_MAX
 from optimizer.builtin_engine.catalogue import PRESETS, TECHNIQUES
 from optimizer.models import ModelChoice, OptimizationRun, Prompt
 
@@ -147,8 +148,10 @@ class OptimizeForm(forms.Form):
 
     def clean_tags(self) -> list[str]:
         tags = [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
-        if len(tags) > 10 or any(len(tag) > 30 for tag in tags):
-            raise forms.ValidationError("Use at most 10 tags of at most 30 characters each.")
+        if len(tags) > TAGS_MAX or any(len(tag) > TAG_MAX_CHARS for tag in tags):
+            raise forms.ValidationError(
+                f"Use at most {TAGS_MAX} tags of at most {TAG_MAX_CHARS} characters each."
+            )
         return list(dict.fromkeys(tags))
 
     def clean(self):

@@ -22,6 +22,7 @@ from django.conf import settings
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 PROMPT_TYPES = ("general", "creative", "technical", "analytical", "coding", "data")
 TITLE_MAX = 120
+TAGS_MAX, TAG_MAX_CHARS = 10, 30  # a prompt's tags, here and on the Optimize page (optimizer/forms.py)
 FORMAT_BY_EXTENSION = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "text"}
 TEXT_HOW_TO = "Put one prompt per line, or separate prompts of several lines with a line holding only ---."
 JSON_HOW_TO = 'Each must be a string (the prompt) or an object with "prompt", such as {"prompt": "..."}.'
@@ -42,7 +43,7 @@ class Item:
 class Skipped:
     row: int
     reason: str
-    kind: str  # "too_long" | "control" | "bad_type"
+    kind: str  # "too_long" | "control" | "bad_type" | "bad_tags"
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,8 @@ def _json_rows(text: str) -> tuple[list[_Row], int]:
         raise BatchInputError(
             f"The JSON is nested too deeply to read. It must be one array of prompts. {JSON_HOW_TO}"
         ) from None
+    except ValueError as error:  # a number of more digits than Python reads (sys.get_int_max_str_digits)
+        raise BatchInputError(f"The JSON could not be read: {error}. {JSON_HOW_TO}") from None
     if not isinstance(value, list):
         raise BatchInputError(
             f"The JSON holds {_json_kind(value)}; it must be an array of prompts, such as "
@@ -339,6 +342,8 @@ def _jsonl_rows(text: str) -> tuple[list[_Row], int]:
             ) from None
         except RecursionError:
             raise BatchInputError(f"Line {number:,} is nested too deeply to read. {JSON_HOW_TO}") from None
+        except ValueError as error:  # a number of more digits than Python reads
+            raise BatchInputError(f"Line {number:,} could not be read: {error}. {JSON_HOW_TO}") from None
         row = _json_row(value, number, f"Line {number:,}")
         if row.raw.strip():
             rows.append(row)
@@ -348,6 +353,23 @@ def _jsonl_rows(text: str) -> tuple[list[_Row], int]:
 
 
 def _json_row(value: object, row: int, where: str) -> _Row:
+    found = _json_row_read(value, row, where)
+    for name, text in (
+        ("prompt", found.raw),
+        ("title", found.title),
+        ("type", found.type),
+        *(("tags", tag) for tag in found.tags),
+    ):
+        if (at := _unpaired_surrogate(text)) is not None:
+            raise BatchInputError(
+                f"{where}: “{name}” holds an unpaired surrogate escape (such as \\ud800) at character "
+                f"{at:,}, which is no character. Remove it, or write the character it stands for, and upload "
+                "it again."
+            )
+    return found
+
+
+def _json_row_read(value: object, row: int, where: str) -> _Row:
     if isinstance(value, str):
         return _Row(row, value)
     if not isinstance(value, dict):
@@ -395,11 +417,28 @@ def _title(title: str) -> str:
 
 
 def _tags(tags: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(tag.strip() for tag in tags if tag.strip()))
+    """Stripped, control characters removed (as from a title), empty ones dropped, each once."""
+    cleaned = (" ".join(CONTROL.sub(" ", tag).split()) for tag in tags)
+    return tuple(dict.fromkeys(tag for tag in cleaned if tag))
 
 
 def _clipped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+    """A value quoted in a message: at most ``limit`` characters, its control characters and any
+    unpaired surrogate (a JSON escape such as \\ud800) written as escapes, so the message can be
+    shown and stored (PostgreSQL refuses NUL in text)."""
+    text = text if len(text) <= limit else f"{text[: limit - 1]}…"
+    text = CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unpaired_surrogate(text: str) -> int | None:
+    """Where ``text`` holds an unpaired surrogate (JSON can escape one; it is no character and cannot
+    be stored as UTF-8), 1-based; None when it holds none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start + 1
+    return None
 
 
 def _checked(format_: str, rows: list[_Row], blank: int, columns: list[str], *, where: str) -> Parsed:
@@ -421,6 +460,12 @@ def _checked(format_: str, rows: list[_Row], blank: int, columns: list[str], *, 
         elif use_types and (type_ := row.type.strip().lower()) and type_ not in PROMPT_TYPES:
             reason = f"unknown type “{_clipped(row.type.strip(), 40)}”: use one of {', '.join(PROMPT_TYPES)}"
             skipped.append(Skipped(row.row, reason, "bad_type"))
+        elif len(row.tags) > TAGS_MAX or any(len(tag) > TAG_MAX_CHARS for tag in row.tags):
+            reason = (
+                f"{len(row.tags)} tags, the longest {max(len(tag) for tag in row.tags):,} characters: use at "
+                f"most {TAGS_MAX} tags of at most {TAG_MAX_CHARS} characters each, as for a single prompt"
+            )
+            skipped.append(Skipped(row.row, reason, "bad_tags"))
         else:
             type_ = row.type.strip().lower() if use_types else ""
             duplicate_of = first_row.setdefault(text, row.row)

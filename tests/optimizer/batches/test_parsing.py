@@ -631,3 +631,57 @@ def test_the_real_prompts_csv_keeps_every_other_row_with_its_act_as_title_and_no
         (item.row, item.duplicate_of) for item in parsed.items if item.duplicate_of
     ] == expected_duplicates
     assert len(expected_duplicates) == 18
+
+
+# What a reviewer found: input that reached the database or a page unread
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ('["fine", "bad \\ud800 one"]', "Element 2"),
+        ('[{"prompt": "a", "title": "t\\udfff"}]', "“title”"),
+        ('[{"prompt": "a", "tags": ["x\\ud83d"]}]', "“tags”"),
+        ('[{"prompt": "a", "type": "general"}, {"prompt": "b", "type": "gen\\ud800"}]', "“type”"),
+    ],
+)
+def test_an_unpaired_surrogate_escape_in_json_is_refused(data, where):
+    with pytest.raises(BatchInputError, match="unpaired surrogate") as refused:
+        parse_file("p.json", data.encode())
+    assert where in str(refused.value)
+    str(refused.value).encode("utf-8")  # the message itself can be shown
+
+
+def test_a_key_with_a_surrogate_or_nul_is_quoted_safely():
+    with pytest.raises(BatchInputError) as refused:
+        parse_file("p.json", b'[{"text\\ud800": "a", "x\\u0000": 1}]')
+    message = str(refused.value)
+    message.encode("utf-8")
+    assert "\x00" not in message and "\\u0000" in message and "\\ud800" in message
+
+
+def test_a_quoted_unknown_type_with_a_nul_is_stored_without_it():
+    parsed = parse_file("p.csv", b'prompt,type\nFirst prompt,general\nSecond prompt,"gen\x00x"\n')
+    (skipped,) = parsed.skipped
+    assert skipped.kind == "bad_type" and "\x00" not in skipped.reason and "\\u0000" in skipped.reason
+
+
+@pytest.mark.parametrize("name", ["p.json", "p.jsonl"])
+def test_a_number_too_long_to_read_is_refused(name):
+    with pytest.raises(BatchInputError, match="could not be read"):
+        parse_file(
+            name, ("[" + "9" * 5000 + "]").encode() if name.endswith("json") else ("9" * 5000).encode()
+        )
+
+
+def test_tags_follow_the_single_prompts_limits_and_lose_control_characters():
+    rows = [
+        {"prompt": "Eleven tags", "tags": [f"t{n}" for n in range(11)]},
+        {"prompt": "One long tag", "tags": ["x" * 31]},
+        {"prompt": "Fine tags", "tags": ["po\x00etry", " seasons ", "poetry"]},
+    ]
+    parsed = parse_file("p.json", json.dumps(rows).encode())
+
+    assert [(s.row, s.kind) for s in parsed.skipped] == [(1, "bad_tags"), (2, "bad_tags")]
+    assert "at most 10 tags of at most 30 characters" in parsed.skipped[0].reason
+    assert parsed.items[0].tags == ("po etry", "seasons", "poetry")
