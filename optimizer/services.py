@@ -325,11 +325,16 @@ def run_keep_original_set(*, run: OptimizationRun, kept: bool) -> OptimizationRu
 
 @transaction.atomic
 def run_delete(*, run: OptimizationRun) -> None:
-    """Delete a run; its prompt goes too when no other run uses it. Usage records stay (costs)."""
+    """Delete a run; its prompt goes too when no other run uses it. Usage records stay (costs). A
+    batch's run leaves its item deleted, and the batch starts its next item in its place (or ends)."""
     prompt = run.prompt
     run.delete()
     if not prompt.runs.exists():
         prompt.delete()
+    if run.batch_id is not None:
+        from optimizer.batches.services import dispatch  # it imports this module
+
+        transaction.on_commit(partial(dispatch, run.batch_id))
 
 
 def prompt_favorite_set(*, prompt: Prompt, favorite: bool) -> Prompt:

@@ -17,12 +17,13 @@ from dataclasses import asdict
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from optimizer import runqueue, services
-from optimizer.batches.parsing import Parsed
+from optimizer.batches.parsing import CONTROL, Parsed
 from optimizer.models import Batch, BatchItem, OptimizationRun, Prompt
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,11 @@ def batch_create(*, owner, parsed: Parsed, run_settings: dict, source: str, name
     and type as an earlier one shares that item's result instead of running again."""
     if not parsed.items:
         raise ValidationError("There is nothing to optimize: every row was empty or skipped.")
+    source = _text(source)
     with transaction.atomic():
         batch = Batch.objects.create(
             owner=owner,
-            name=(name.strip() or _name_from(source))[:NAME_MAX],
+            name=_text(name.strip() or _name_from(source))[:NAME_MAX],
             settings=run_settings,
             source=source[: Batch._meta.get_field("source").max_length],
             format=parsed.format,
@@ -79,6 +81,13 @@ def batch_create(*, owner, parsed: Parsed, run_settings: dict, source: str, name
     return batch
 
 
+def _text(given: str) -> str:
+    """A name as text that can be stored: a file name from the command line may hold bytes that are
+    not UTF-8 (surrogate escapes), which become U+FFFD; control characters become spaces."""
+    text = given.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(CONTROL.sub(" ", text).split())
+
+
 def _name_from(source: str) -> str:
     stem = re.sub(r"\.(csv|json|jsonl|ndjson|txt)$", "", source.strip(), flags=re.IGNORECASE)
     return f"{stem[: NAME_MAX - 19] or 'Batch'} ({timezone.now():%Y-%m-%d %H:%M})"  # the date always shows
@@ -107,9 +116,11 @@ def _waiting(batch: Batch):
 
 
 def dispatch(batch_id: int, *, drained: str = "") -> int:
-    """Start the batch's next items, up to ``BATCH_CONCURRENCY`` queued or running at once, and mark
-    the batch done when nothing is left to start or running. Returns how many items were started.
-    Safe anywhere, any number of times, in several processes at once.
+    """Start the batch's next items while fewer than ``BATCH_CONCURRENCY`` runs of its owner's
+    batches are queued or running (one bound per user, so several batches do not multiply it), and
+    mark the batch done when nothing of it is left to start or running (a cancelled one too, once
+    its last running item ends). Returns how many items were started. Safe anywhere, any number of
+    times, in several processes at once.
 
     ``drained``: the engine whose queue the calling worker goes on taking runs from (see
     ``pipeline.run_next``); items queued for that engine get no token of their own."""
@@ -117,11 +128,13 @@ def dispatch(batch_id: int, *, drained: str = "") -> int:
     while True:
         with transaction.atomic():
             batch = _locked(batch_id)
-            if batch is None or batch.status != Status.RUNNING:
+            if batch is None or batch.status not in (Status.RUNNING, Status.CANCELLED):
                 return started
             in_flight = OptimizationRun.objects.filter(batch=batch, status__in=IN_FLIGHT).count()
-            room = settings.BATCH_CONCURRENCY - in_flight
-            todo = list(_waiting(batch)[: min(room, CHUNK)]) if room > 0 else []
+            todo = []
+            if batch.status == Status.RUNNING:
+                room = settings.BATCH_CONCURRENCY - _owner_in_flight(batch.owner_id)
+                todo = list(_waiting(batch)[: min(room, CHUNK)]) if room > 0 else []
             now = timezone.now()
             for item in todo:
                 run = services.run_submit(
@@ -144,22 +157,39 @@ def dispatch(batch_id: int, *, drained: str = "") -> int:
         # Another round: the result cache may have finished some at once, leaving room.
 
 
+def _owner_in_flight(owner_id: int) -> int:
+    """Runs of the owner's batches queued or running. On PostgreSQL the owner's row is locked first
+    (FOR NO KEY UPDATE, as the run limit does), so two of their batches dispatched at once count
+    each other's new runs; SQLite's write lock serialises them already."""
+    if connection.features.has_select_for_update:
+        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=owner_id).values_list("pk"))
+    return OptimizationRun.objects.filter(
+        owner_id=owner_id, batch__isnull=False, status__in=IN_FLIGHT
+    ).count()
+
+
 def dispatch_running() -> int:
-    """Dispatch every running batch (the sweep): heals a batch whose worker died between a run's end
-    and its dispatch, and finishes one whose last run ended that way."""
-    return sum(
-        dispatch(pk) for pk in Batch.objects.filter(status=Status.RUNNING).values_list("pk", flat=True)
-    )
+    """Dispatch every running batch, oldest first, and finish the cancelled ones with nothing left
+    running (the sweep): heals a batch whose worker died between a run's end and its dispatch."""
+    batches = Batch.objects.filter(status__in=[Status.RUNNING, Status.CANCELLED]).order_by("started_at", "pk")
+    return sum(dispatch(pk) for pk in batches.values_list("pk", flat=True))
 
 
 def run_ended(run: OptimizationRun, *, draining: bool = False) -> None:
     """A run of a batch ended (its worker calls this; ``draining``: the worker goes on taking queued
-    runs of the run's engine): start the batch's next items. A failure here is logged; the sweep
-    dispatches again within a minute."""
+    runs of the run's engine): start the batch's next items, or, when it has none left to start,
+    those of the owner's other running batches (oldest first: they share the owner's bound). A
+    failure here is logged; the sweep dispatches again within a minute."""
     if run.batch_id is None:
         return
+    drained = run.engine if draining else ""
     try:
-        dispatch(run.batch_id, drained=run.engine if draining else "")
+        if dispatch(run.batch_id, drained=drained):
+            return
+        others = Batch.objects.filter(owner_id=run.owner_id, status=Status.RUNNING).exclude(pk=run.batch_id)
+        for batch_id in others.order_by("started_at", "pk").values_list("pk", flat=True):
+            if dispatch(batch_id, drained=drained):
+                return
     except Exception:  # the run itself is finished; its batch is picked up again by the sweep
         logger.exception("batch %s: the next items were not started after run %s", run.batch_id, run.pk)
 
@@ -171,11 +201,15 @@ def batch_cancel(*, batch: Batch) -> int:
         locked = _locked(batch.pk)
         if locked is None or locked.status != Status.RUNNING:
             raise ValidationError("Only a running batch can be cancelled.")
+        # A run queued again after its worker died (attempts > 0) may have paid for stages: it goes
+        # on, like a running one, and keeps its answers; only runs never started are taken back.
         queued = list(
-            OptimizationRun.objects.filter(batch=locked, status=RunStatus.QUEUED).values_list("pk", flat=True)
+            OptimizationRun.objects.filter(batch=locked, status=RunStatus.QUEUED, attempts=0).values_list(
+                "pk", flat=True
+            )
         )
         # A worker may claim one of them meanwhile (PostgreSQL): only those still queued are taken.
-        OptimizationRun.objects.filter(pk__in=queued, status=RunStatus.QUEUED).update(
+        OptimizationRun.objects.filter(pk__in=queued, status=RunStatus.QUEUED, attempts=0).update(
             status=RunStatus.FAILED, error=CANCELLED
         )
         taken = OptimizationRun.objects.filter(pk__in=queued, status=RunStatus.FAILED, error=CANCELLED)
@@ -185,6 +219,8 @@ def batch_cancel(*, batch: Batch) -> int:
         OptimizationRun.objects.filter(pk__in=taken_ids).delete()
         Prompt.objects.filter(pk__in=prompt_ids, runs=None).delete()
         Batch.objects.filter(pk=locked.pk).update(status=Status.CANCELLED)
+        # Nothing left to run or running (every item had started and ended): it is done.
+        transaction.on_commit(lambda: dispatch(batch.pk))
     batch.refresh_from_db()
     return len(taken_ids)
 
@@ -225,10 +261,10 @@ def batch_delete(*, batch: Batch) -> None:
             return
         if locked.status == Status.RUNNING:
             raise ValidationError("This batch is running: cancel it first, then delete it.")
-        if OptimizationRun.objects.filter(batch=locked, status=RunStatus.RUNNING).exists():
+        if OptimizationRun.objects.filter(batch=locked, status__in=IN_FLIGHT).exists():
             raise ValidationError(
-                "Some of this batch's items are still running: wait for them to finish (a minute or "
-                "two), then delete it."
+                "Some of this batch's items are still running or about to (started again after their "
+                "worker stopped): wait for them to finish (a minute or two), then delete it."
             )
         prompt_ids = list(OptimizationRun.objects.filter(batch=locked).values_list("prompt_id", flat=True))
         BatchItem.objects.filter(batch=locked).update(run=None)

@@ -357,3 +357,103 @@ def test_a_single_run_waits_behind_no_more_than_the_batchs_concurrency(
     # batch's next items are queued only as its earlier ones end.
     assert claimed[2:] == [mine.pk, theirs.pk]
     assert OptimizationRun.objects.filter(batch=batch).count() == 4
+
+
+# What a reviewer found
+
+
+def test_cancel_lets_a_run_started_again_after_its_worker_died_go_on(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 4)
+    # The worker of the first item died mid-run and the sweep queued it again (attempts 1): it may
+    # have paid for stages, whose answers it keeps only as long as the run exists.
+    first = runqueue.claim_next(BUILTIN)
+    OptimizationRun.objects.filter(pk=first.pk).update(status=Status.QUEUED, worker="", heartbeat_at=None)
+
+    assert batch_cancel(batch=batch) == 1  # only the item never started
+
+    assert OptimizationRun.objects.get(pk=first.pk).status == Status.QUEUED
+    with pytest.raises(ValidationError, match="still running or about to"):
+        batch_delete(batch=batch)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+    batch.refresh_from_db()
+    assert OptimizationRun.objects.get(pk=first.pk).status == Status.DONE
+    assert batch.status == Batch.Status.CANCELLED  # the others wait for Resume
+    assert selectors.progress(batch).waiting == 3
+
+
+def test_a_cancelled_batch_whose_last_items_end_is_done(owner, settings, django_capture_on_commit_callbacks):
+    settings.BATCH_CONCURRENCY = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 2)
+    running = [runqueue.claim_next(BUILTIN), runqueue.claim_next(BUILTIN)]  # every item has started
+    with django_capture_on_commit_callbacks(execute=True):
+        assert batch_cancel(batch=batch) == 0
+    assert Batch.objects.get(pk=batch.pk).status == Batch.Status.CANCELLED
+
+    for run in running:
+        pipeline._execute(run)
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.DONE and batch.finished_at is not None
+
+
+def test_deleting_a_batchs_queued_run_starts_the_next_item(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 2)
+    queued = OptimizationRun.objects.get(batch=batch)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_delete(run=queued)
+
+    assert selectors.item_state(batch.items.get(row=1)) == "deleted"
+    assert OptimizationRun.objects.get(batch=batch).prompt.text == batch.items.get(row=2).text
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_delete(run=OptimizationRun.objects.get(batch=batch))
+    assert Batch.objects.get(pk=batch.pk).status == Batch.Status.DONE
+
+
+def test_one_users_batches_share_one_bound_and_go_on_one_after_the_other(
+    owner, settings, django_capture_on_commit_callbacks
+):
+    settings.BATCH_CONCURRENCY = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _started(owner, 2)
+        second = batch_start(
+            batch=batch_create(
+                owner=owner,
+                parsed=Parsed(
+                    format="text",
+                    items=[
+                        Item(row=row, text=f"Write a haiku about the number {row}.") for row in range(1, 5)
+                    ],
+                    skipped=[],
+                    empty_rows=0,
+                    columns=[],
+                ),
+                run_settings=_settings(),
+                source="second.txt",
+            )
+        )
+    assert _in_flight(first) == 2 and _in_flight(second) == 1  # 3 in all, not 2 + 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+
+    assert Batch.objects.get(pk=first.pk).status == Batch.Status.DONE
+    assert Batch.objects.get(pk=second.pk).status == Batch.Status.DONE  # started as the first's ended
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_readably(owner):
+    name = b"library-\xff.csv".decode("utf-8", "surrogateescape")  # as sys.argv holds it
+    batch = batch_create(owner=owner, parsed=_parsed(1), run_settings=_settings(), source=name)
+
+    batch.refresh_from_db()
+    assert batch.source == "library-\ufffd.csv" and batch.name.startswith("library-\ufffd (")
