@@ -2,13 +2,14 @@
 the size of the batch (the rows are paged)."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
+from costs.models import UsageRecord
 from optimizer.models import Batch, BatchItem, OptimizationRun
 
 RunStatus = OptimizationRun.Status
@@ -41,11 +42,31 @@ def batch_of(owner, pk: int) -> Batch:
     return get_object_or_404(Batch, pk=pk, owner=owner)
 
 
+ENDED = (RunStatus.DONE, RunStatus.FAILED)
+RATE_WINDOW = 50  # the throughput and the ETA come from the batch's last this many runs that ran
+
+
+def _spent(batch_ref) -> Subquery:
+    """What the batch's runs cost, from their usage records: a run that failed after paying for
+    stages counts too (its own cost field is written only when it succeeds)."""
+    records = UsageRecord.objects.filter(run__batch=batch_ref).order_by().values("run__batch")
+    return Subquery(records.annotate(total=Sum("cost")).values("total")[:1])
+
+
 def batches_of(owner) -> QuerySet:
-    """The user's batches, newest first, with what they cost and how far they got (one query)."""
+    """The user's batches, newest first, with what they cost and how many of their items have a
+    result or have failed (duplicates once their first item has): one query, whatever their size."""
+    settled = (
+        BatchItem.objects.filter(batch=OuterRef("pk"))
+        .filter(Q(run__status__in=ENDED) | Q(duplicate_of__run__status__in=ENDED))
+        .order_by()
+        .values("batch")
+        .annotate(n=Count("id"))
+        .values("n")[:1]
+    )
     return Batch.objects.filter(owner=owner).annotate(
-        spent=Sum("runs__cost", default=Decimal(0)),
-        finished=Count("runs", filter=Q(runs__status__in=[RunStatus.DONE, RunStatus.FAILED])),
+        spent=Coalesce(_spent(OuterRef("pk")), Decimal(0), output_field=DecimalField()),
+        finished=Coalesce(Subquery(settled), 0),
     )
 
 
@@ -60,17 +81,18 @@ class Progress:
     cached: int
     failed: int
     duplicates: int
+    duplicates_settled: int  # duplicates whose first item has ended
     deleted: int  # their run was deleted from the history
     skipped: int  # rows left out of the batch (listed on the page), empty ones included
     cost: Decimal
     unpriced_calls: int
-    elapsed_s: float
-    degraded_from: dict | None  # {"row", "reason"}: the first item the built-in engine finished
+    per_second: float | None  # items a second over the batch's last runs; None: too few to tell
+    degraded_from: dict | None  # {"row", "reason", "count"}: items the built-in engine finished
 
     @property
     def settled(self) -> int:
-        """Items that need nothing more: done, failed, duplicates and deleted."""
-        return self.done + self.failed + self.duplicates + self.deleted
+        """Items that need nothing more: done, failed, deleted, and duplicates of those."""
+        return self.done + self.failed + self.duplicates_settled + self.deleted
 
     @property
     def remaining(self) -> int:
@@ -78,13 +100,8 @@ class Progress:
 
     @property
     def percent(self) -> int:
-        return round(100 * self.settled / self.size) if self.size else 100
-
-    @property
-    def per_second(self) -> float | None:
-        """Items finished per second since the batch started."""
-        finished = self.done + self.failed
-        return finished / self.elapsed_s if finished and self.elapsed_s > 0 else None
+        """Rounded down: 100 only when every item is settled."""
+        return 100 * self.settled // self.size if self.size else 100
 
     @property
     def eta_s(self) -> float | None:
@@ -92,56 +109,64 @@ class Progress:
         return self.remaining / rate if rate and self.remaining else None
 
 
-def progress(batch: Batch, now: datetime | None = None) -> Progress:
-    """How far the batch is (two queries)."""
-    own = batch.items.filter(duplicate_of=None)
-    done = Q(run__status=RunStatus.DONE)
-    counts = own.aggregate(
-        waiting=Count("id", filter=Q(dispatched_at=None)),
-        queued=Count("id", filter=Q(run__status=RunStatus.QUEUED)),
-        running=Count("id", filter=Q(run__status=RunStatus.RUNNING)),
+def progress(batch: Batch) -> Progress:
+    """How far the batch is (four queries, whatever its size)."""
+    own = Q(duplicate_of=None)
+    done = own & Q(run__status=RunStatus.DONE)
+    degraded = done & ~Q(run__degraded_reason="")
+    counts = batch.items.aggregate(
+        waiting=Count("id", filter=own & Q(dispatched_at=None)),
+        queued=Count("id", filter=own & Q(run__status=RunStatus.QUEUED)),
+        running=Count("id", filter=own & Q(run__status=RunStatus.RUNNING)),
         done=Count("id", filter=done),
-        degraded=Count("id", filter=done & ~Q(run__degraded_reason="")),
+        degraded=Count("id", filter=degraded),
         cached=Count("id", filter=done & Q(run__cached=True)),
-        failed=Count("id", filter=Q(run__status=RunStatus.FAILED)),
-        deleted=Count("id", filter=Q(dispatched_at__isnull=False, run=None)),
-        own=Count("id"),
-        last=Max("run__finished_at"),
+        failed=Count("id", filter=own & Q(run__status=RunStatus.FAILED)),
+        deleted=Count("id", filter=own & Q(dispatched_at__isnull=False, run=None)),
+        duplicates=Count("id", filter=Q(duplicate_of__isnull=False)),
+        duplicates_settled=Count(
+            "id", filter=Q(duplicate_of__isnull=False, duplicate_of__run__status__in=ENDED)
+        ),
     )
-    runs = OptimizationRun.objects.filter(batch=batch).aggregate(
-        cost=Sum("cost", default=Decimal(0)), unpriced=Sum("unpriced_calls", default=0)
+    costs = UsageRecord.objects.filter(run__batch=batch).aggregate(
+        spent=Sum("cost", default=Decimal(0)),
+        unpriced=Count("id", filter=Q(cost__isnull=True) & ~Q(status=UsageRecord.Status.CACHE_HIT)),
     )
     first_degraded = (
-        own.filter(done)
-        .exclude(run__degraded_reason="")
-        .order_by("row")
-        .values("row", "run__degraded_reason")
-        .first()
+        batch.items.filter(degraded).order_by("row").values("row", "run__degraded_reason").first()
     )
-    now = now or timezone.now()
-    until = batch.finished_at or (now if batch.status == Batch.Status.RUNNING else counts["last"] or now)
-    elapsed = (until - batch.started_at).total_seconds() if batch.started_at else 0.0
     return Progress(
         size=batch.size,
-        waiting=counts["waiting"],
-        queued=counts["queued"],
-        running=counts["running"],
-        done=counts["done"],
-        degraded=counts["degraded"],
-        cached=counts["cached"],
-        failed=counts["failed"],
-        duplicates=batch.size - counts["own"],
-        deleted=counts["deleted"],
+        **counts,
         skipped=len(batch.skipped) + batch.empty_rows,
-        cost=runs["cost"],
-        unpriced_calls=runs["unpriced"],
-        elapsed_s=max(elapsed, 0.0),
+        cost=costs["spent"],
+        unpriced_calls=costs["unpriced"],
+        per_second=_rate(batch),
         degraded_from=(
-            {"row": first_degraded["row"], "reason": first_degraded["run__degraded_reason"]}
+            {
+                "row": first_degraded["row"],
+                "reason": first_degraded["run__degraded_reason"],
+                "count": counts["degraded"],
+            }
             if first_degraded
             else None
         ),
     )
+
+
+def _rate(batch: Batch) -> float | None:
+    """Items a second, from when the batch's last ``RATE_WINDOW`` runs that ran (not those the result
+    cache answered at once) finished: time the batch sat cancelled or done before a Resume or a
+    retry does not count, nor a burst of cached ones."""
+    ends = list(
+        OptimizationRun.objects.filter(batch=batch, status__in=ENDED, cached=False)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)[:RATE_WINDOW]
+    )
+    if len(ends) < 2 or ends[0] is None or ends[-1] is None:
+        return None
+    span = (ends[0] - ends[-1]).total_seconds()
+    return (len(ends) - 1) / span if span > 0 else None
 
 
 def item_state(item: BatchItem) -> str:

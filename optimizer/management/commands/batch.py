@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from tqdm import tqdm
 
 from optimizer import pipeline, runqueue, services
@@ -242,6 +243,8 @@ class Command(optimize.Command):
             bar.close()
 
     def _report_finished(self, batch: Batch, finished: selectors.Progress) -> None:
+        batch.refresh_from_db()
+        took = ((batch.finished_at or timezone.now()) - batch.started_at).total_seconds()
         details = [
             f"{finished.degraded:,} on the built-in engine after a model failed" if finished.degraded else "",
             f"{finished.cached:,} from the result cache" if finished.cached else "",
@@ -251,7 +254,7 @@ class Command(optimize.Command):
             f"Batch {batch.pk} {batch.get_status_display().lower()}: {finished.done:,} done"
             + (f" ({shown})" if shown else "")
             + f", {finished.failed:,} failed, {_count(finished.duplicates, 'duplicate')}; "
-            f"cost ${finished.cost:.6f} in {selectors.eta_text(finished.elapsed_s) or '0:00:00'}."
+            f"cost ${finished.cost:.6f} in {selectors.eta_text(took) or '0:00:00'}."
         )
 
     def _print_json(self, batch: Batch, as_json: bool) -> None:

@@ -1,11 +1,13 @@
 """Batches: stored, started a few at a time, cancelled, resumed, retried, deleted; on the real database
 and task path (the built-in engine's runs executed by ``pipeline.run_next``, as a worker does)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django_q.brokers import get_broker
 
 from costs.models import UsageRecord
@@ -457,3 +459,40 @@ def test_a_file_name_that_is_not_utf8_is_stored_readably(owner):
 
     batch.refresh_from_db()
     assert batch.source == "library-\ufffd.csv" and batch.name.startswith("library-\ufffd (")
+
+
+def test_the_figures_count_what_has_happened(owner, settings, django_capture_on_commit_callbacks):
+    settings.BATCH_CONCURRENCY = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _started(owner, 6, duplicates={5: 1, 6: 1})
+    # Nothing has run: the duplicates are not settled before their first item is.
+    before = selectors.progress(batch)
+    assert (before.settled, before.percent, before.per_second) == (0, 0, None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.run_next(engine=BUILTIN)
+    runs = OptimizationRun.objects.filter(batch=batch).order_by("pk")
+    # A day later, one item is retried: the rate is the runs', not the idle day's.
+    base = timezone.now() - timedelta(days=1)
+    for n, run in enumerate(runs):
+        OptimizationRun.objects.filter(pk=run.pk).update(finished_at=base + timedelta(seconds=2 * n))
+    failed = runs[1]
+    OptimizationRun.objects.filter(pk=failed.pk).update(status=Status.FAILED, error="gave up")
+    UsageRecord.objects.create(  # what it paid before it failed
+        user=owner,
+        run=failed,
+        provider="p",
+        model="m",
+        operation="deconstruct",
+        status="ok",
+        cost=Decimal("0.02"),
+    )
+    batch_retry_failed(batch=batch)
+    middle = selectors.progress(batch)
+
+    assert middle.per_second == pytest.approx(0.5)  # 4 runs 2 s apart
+    assert middle.eta_s == pytest.approx(2.0)  # one item left
+    assert middle.cost == Decimal("0.02")
+    assert (middle.settled, middle.percent) == (5, 83)  # 3 done + 2 duplicates, rounded down
+    listed = selectors.batches_of(owner).get(pk=batch.pk)
+    assert (listed.finished, listed.spent) == (5, Decimal("0.02"))
