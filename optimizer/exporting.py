@@ -11,12 +11,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice); amounts in
-    plain notation, times in ISO 8601."""
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice: text that starts
+    like one gets a leading quote; numbers, negative ones too, stay numbers); amounts in plain
+    notation, times in ISO 8601."""
+    if isinstance(value, Decimal):  # a number is no formula: -3 stays a number in the sheet
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, (list, dict)):
         text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, Decimal):
-        text = format(value.normalize(), "f") if value else "0"
     elif isinstance(value, datetime):
         text = value.isoformat()
     else:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from optimizer.exporting import CHUNK_CHARS, csv_stream, read_ahead
+from optimizer.exporting import CHUNK_CHARS, csv_cell, csv_stream, read_ahead
 
 
 def test_rows_go_out_in_pieces_of_many_lines_and_read_back_whole():
@@ -36,3 +36,20 @@ def test_read_ahead_raises_before_the_response_starts_and_loses_no_row():
         read_ahead(failing())
     assert list(read_ahead(iter([1, 2, 3]))) == [1, 2, 3]
     assert list(read_ahead([])) == []
+
+
+def test_numbers_stay_numbers_and_text_that_looks_like_a_formula_does_not():
+    assert [csv_cell(value) for value in (-3, -0.5, Decimal("-0.25"), 7, True)] == [
+        "-3",
+        "-0.5",
+        "-0.25",
+        "7",
+        "True",
+    ]
+    assert [csv_cell(value) for value in ("-3", "=SUM(A1)", "+1", "@x", "plain")] == [
+        "'-3",
+        "'=SUM(A1)",
+        "'+1",
+        "'@x",
+        "plain",
+    ]
