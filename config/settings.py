@@ -273,9 +273,9 @@ RUNS_PER_MINUTE = env_int("RUNS_PER_MINUTE", 20, minimum=1, maximum=100_000)
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 5000, minimum=1, maximum=1_000_000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1, maximum=256)
-# A pasted batch is a form field: Django refuses a request body over this (2.5 MB by default) with a
-# bare 400 before the view can say what the limit is.
-DATA_UPLOAD_MAX_MEMORY_SIZE = BATCH_MAX_BYTES + 1024 * 1024
+# A form's fields (not its files) may hold Django's default 2.5 MB: more prompts than that are
+# uploaded as a file (BATCH_MAX_BYTES), and the 400 page says so (config.views.bad_request). Raising
+# it would let any POST, an anonymous login's too, make the server hold that much.
 
 # --- Model calls ----------------------------------------------------------------------------
 # A provider that sends nothing back for LLM_FIRST_BYTE_TIMEOUT_S seconds is hung: the call fails

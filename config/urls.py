@@ -62,3 +62,5 @@ urlpatterns = [
     path("password/", include(password_urls)),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "config.views.bad_request"

@@ -5,6 +5,7 @@ who can set a new password."""
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
@@ -36,3 +37,15 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     if not password_reset_by_email():
         return render(request, "registration/password_reset_unavailable.html")
     return _send_reset_link(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 400 page; a form larger than a form may be (a batch of prompts pasted rather than
+    uploaded) says how large it may be and what to do instead."""
+    too_large = isinstance(exception, RequestDataTooBig)
+    context = {
+        "too_large": too_large,
+        "limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+        "max_bytes": settings.BATCH_MAX_BYTES,
+    }
+    return render(request, "400.html", context, status=400)

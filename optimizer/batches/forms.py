@@ -36,7 +36,7 @@ class BatchForm(OptimizeForm):
         strip=False,
         required=False,
         widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
-        help_text=TEXT_HOW_TO,
+        help_text=f"{TEXT_HOW_TO} Up to 2.5 MB pasted; upload a file for more.",
     )
     file = forms.FileField(label="Or upload a file", required=False, help_text=FILE_HELP)
     name = forms.CharField(

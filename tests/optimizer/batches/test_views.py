@@ -286,23 +286,18 @@ def test_a_long_file_name_keeps_the_date_in_the_batch_name(owner):
     assert re.search(r" \(\d{4}-\d\d-\d\d \d\d:\d\d\)$", batch.name)
 
 
-def test_a_paste_larger_than_djangos_default_form_limit_is_read(owner_client, settings):
-    text = _file_of(3 * 1024 * 1024).decode()  # Django refuses a form over 2.5 MB unless told more
+def test_a_paste_larger_than_a_form_may_be_says_to_upload_a_file(owner_client, settings):
+    text = _file_of(3 * 1024 * 1024).decode()  # over Django's 2.5 MB for a form's fields
 
     response = owner_client.post(reverse("optimizer:batch"), {"text": text} | SETTINGS)
 
-    assert response.status_code == 302
-    assert Batch.objects.get().size == text.count("\n")
-
-
-def test_a_paste_over_the_limit_is_refused_by_our_message(owner_client, settings):
-    text = _file_of(settings.BATCH_MAX_BYTES).decode() + "x" * 5000
-
-    response = owner_client.post(reverse("optimizer:batch"), {"text": text} | SETTINGS)
-
-    assert response.status_code == 200
-    assert "the limit is 10,485,760 bytes" in response.content.decode()
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "larger than a form may be (2.5\xa0MB)" in html and "upload it on the" in html
     assert not Batch.objects.exists()
+    # The same prompts as a file are read.
+    upload = SimpleUploadedFile("many.txt", text.encode())
+    assert owner_client.post(reverse("optimizer:batch"), {"file": upload} | SETTINGS).status_code == 302
 
 
 def test_cancel_resume_and_the_refusals_on_the_way(
