@@ -267,9 +267,9 @@ else:
 PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 50_000, minimum=100, maximum=1_000_000)
 # Optimizations one user may submit per minute (web pages and the optimize command alike).
 RUNS_PER_MINUTE = env_int("RUNS_PER_MINUTE", 20, minimum=1, maximum=100_000)
-# Batches: how many prompts one may hold, how large its file may be, and how many of its items are
-# queued or running at once (each is a run on the task queue; a few at a time keep to providers'
-# rate limits and leave room for single runs). TASK_WORKERS bounds it too.
+# Batches: how many prompts one may hold, how large its file may be, and how many items of one
+# user's batches are queued or running at once (each is a run on the task queue; a few at a time
+# keep to providers' rate limits and leave room for single runs). TASK_WORKERS bounds it too.
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 5000, minimum=1, maximum=1_000_000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1, maximum=256)
