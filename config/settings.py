@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",  # intcomma: counts of thousands of items read as 1,514
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",

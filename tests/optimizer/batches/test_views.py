@@ -506,3 +506,32 @@ def test_state_changes_are_post_only_and_need_the_csrf_token(
     assert strict.post(reverse("optimizer:batch-start", args=[batch.pk])).status_code == 403
     assert strict.post(reverse("optimizer:batch"), {"text": "Explain tides."} | SETTINGS).status_code == 403
     assert Batch.objects.get().status == "draft" and Batch.objects.count() == 1
+
+
+def test_a_result_with_questions_links_to_them_and_counts_read_with_separators(
+    owner_client, owner, django_capture_on_commit_callbacks, settings
+):
+    settings.BATCH_CONCURRENCY = 50
+    parsed = Parsed(
+        format="text",
+        items=[
+            Item(row=row, text=f"Summarize this article for me, version {row}: {{article}}")
+            for row in range(1, 3)
+        ],
+        skipped=[],
+        empty_rows=0,
+        columns=[],
+    )
+    batch = run_batch(
+        batch_services.batch_create(owner=owner, parsed=parsed, run_settings=_settings(), source="q.txt"),
+        django_capture_on_commit_callbacks,
+    )
+    run = batch.items.get(row=1).run
+    assert run.questions  # the built-in engine asks who reads the summary, how long...
+
+    html = _page(owner_client, batch)
+
+    count = len(run.questions)
+    assert f'href="{reverse("optimizer:run", args=[run.pk])}#answers">{count} question' in html
+    Batch.objects.filter(pk=batch.pk).update(size=1514)
+    assert "1,514 prompts" in _page(owner_client, Batch.objects.get(pk=batch.pk))
