@@ -3,8 +3,8 @@
 
 1. 1,000 real prompts against the fake provider (`manage.py fakellm`, a process of its own) answering
    each call after 300 ms, TASK_WORKERS = BATCH_CONCURRENCY = 8: the wall time from the batch's start
-   to its end (the database's own timestamps) against the ideal, items × calls per item × latency ÷
-   concurrency (the calls per item counted from the usage records), target ≤ 1.15×; and the peak RSS
+   to its end (the database's own timestamps) against the ideal, items * calls per item * latency /
+   concurrency (the calls per item counted from the usage records), target <= 1.15x; and the peak RSS
    (VmHWM) of the model cluster's processes, target ≤ 200 MiB each.
 2. Every prompt of the CSV on the built-in engine (FAST_TASK_WORKERS = 2): items per second from the
    start to the end, the queue included.
@@ -128,7 +128,8 @@ def _wait_done(env: dict[str, str], batch_id: int) -> tuple[float, int, int]:
             ).fetchone()
             if status == "done":
                 runs, failed = db.execute(
-                    "SELECT count(*), sum(status = 'failed') FROM optimizer_optimizationrun WHERE batch_id = ?",
+                    "SELECT count(*), sum(status = 'failed') FROM optimizer_optimizationrun "
+                    "WHERE batch_id = ?",
                     [batch_id],
                 ).fetchone()
                 seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
@@ -165,7 +166,11 @@ def _peak_rss_mib(root: int) -> dict[int, float]:
 
 
 def _with_model() -> list[Result]:
-    workers = {"TASK_WORKERS": str(CONCURRENCY), "BATCH_CONCURRENCY": str(CONCURRENCY), "FAST_TASK_WORKERS": "1"}
+    workers = {
+        "TASK_WORKERS": str(CONCURRENCY),
+        "BATCH_CONCURRENCY": str(CONCURRENCY),
+        "FAST_TASK_WORKERS": "1",
+    }
     port = free_port()
     with (
         _site(workers) as env,
@@ -186,7 +191,7 @@ def _with_model() -> list[Result]:
             1,
             seconds * 1000,
             seconds * 1000,
-            f"ideal {ideal:.1f} s = {items:,} items × {per_item:.2f} calls × {LATENCY_S} s ÷ {CONCURRENCY} "
+            f"ideal {ideal:.1f} s = {items:,} items * {per_item:.2f} calls * {LATENCY_S} s / {CONCURRENCY} "
             f"(TASK_WORKERS = BATCH_CONCURRENCY = {CONCURRENCY}); {failed} failed; "
             f"{items / seconds:.1f} items/s",
             target=RATIO_TARGET,
@@ -204,7 +209,10 @@ def _with_model() -> list[Result]:
 
 
 def _builtin() -> list[Result]:
-    with _site({"BATCH_CONCURRENCY": str(CONCURRENCY), "FAST_TASK_WORKERS": "2"}) as env, _process(["worker"], env):
+    with (
+        _site({"BATCH_CONCURRENCY": str(CONCURRENCY), "FAST_TASK_WORKERS": "2"}) as env,
+        _process(["worker"], env),
+    ):
         time.sleep(5)
         batch_id, items = _batch_create(env, 0, 100_000)
         seconds, _runs, failed = _wait_done(env, batch_id)
