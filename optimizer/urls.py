@@ -27,9 +27,5 @@ urlpatterns = [
         ),
         name="monitoring",
     ),
-    path(
-        "analytics/",
-        views.coming_soon("Analytics", "How much your prompts improve, by type, technique and model."),
-        name="analytics",
-    ),
+    path("analytics/", include("optimizer.analytics.urls")),
 ]

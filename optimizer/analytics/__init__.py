@@ -1,0 +1,1 @@
+"""The Analytics page: what the runs gained, by prompt type, engine, model and technique."""
