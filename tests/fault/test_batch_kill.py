@@ -21,7 +21,9 @@ START = "from optimizer.batches.services import batch_start; from optimizer.mode
 
 
 def _kill_mid_batch(stack: Stack, model, env: dict[str, str]) -> None:
-    items = [Item(row=row, text=text) for row, text in enumerate(TEXTS * 2, start=1)]
+    # Twelve texts, none a duplicate of another (a duplicate shares its first item's run).
+    texts = TEXTS + [f"{text}\n\nA second version, for comparison." for text in TEXTS]
+    items = [Item(row=row, text=text) for row, text in enumerate(texts, start=1)]
     run_settings = services.run_settings_build(
         prompt_type="general", preset="auto", techniques=[], model=str(model.pk), keep_spans=True
     )

@@ -354,7 +354,10 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
     path = tmp_path / "many.txt"
     path.write_text(
         "".join(
-            f"Explain topic number {n} to a new colleague, in three short paragraphs.\n" for n in range(300)
+            # Enough that the command is still running when the signal comes, on a loaded machine too
+            # (300 took 7 s in CI and ended before it).
+            f"Explain topic number {n} to a new colleague, in three short paragraphs.\n"
+            for n in range(1000)
         ),
         encoding="utf-8",
     )
@@ -380,7 +383,7 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
     batch = Batch.objects.get()
     assert process.returncode == 130, err
     # The bar moved while the command was inside run_next (one built-in token runs for up to 10 s).
-    shown = {int(n) for n in re.findall(r"\| (\d+)/300 \[", err)}
+    shown = {int(n) for n in re.findall(r"\| (\d+)/1000 \[", err)}
     assert len(shown - {0}) >= 2, err
     assert re.search(
         rf"Interrupted: batch {batch.pk} is still running, [\d,]+ items left; the task workers finish it",
@@ -395,7 +398,7 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
         if not pipeline.run_next(engine=OptimizationRun.Engine.BUILTIN):
             runqueue.sweep()
     batch.refresh_from_db()
-    assert batch.status == Batch.Status.DONE and selectors.progress(batch).done == 300
+    assert batch.status == Batch.Status.DONE and selectors.progress(batch).done == 1000
 
 
 @pytest.mark.django_db(transaction=True)
