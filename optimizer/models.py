@@ -328,3 +328,23 @@ class StageAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"Answer for run {self.run_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One task-worker process, as it last reported itself: django-q2 has no health probe of its own,
+    so each worker process writes this row when it starts and every few seconds after (see
+    ``optimizer.monitoring.heartbeat``). A worker is alive while its beat is recent."""
+
+    name = models.CharField(max_length=120, unique=True, help_text="host:pid of the worker process.")
+    cluster = models.CharField(max_length=100, help_text="The django-q2 cluster (queue) it serves.")
+    host = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+    rss_bytes = models.PositiveBigIntegerField(default=0, help_text="Its resident memory at the last beat.")
+
+    class Meta:
+        ordering = ["cluster", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.name}"

@@ -20,12 +20,6 @@ urlpatterns = [
     path("history/export.json", views.history_export, {"fmt": "json"}, name="history-export-json"),
     path("history/export.csv", views.history_export, {"fmt": "csv"}, name="history-export-csv"),
     path("batch/", include("optimizer.batches.urls")),
-    path(
-        "monitoring/",
-        views.coming_soon(
-            "Monitoring", "Provider health, circuit breakers, cache hit rates and the task queue."
-        ),
-        name="monitoring",
-    ),
+    path("monitoring/", include("optimizer.monitoring.urls")),
     path("analytics/", include("optimizer.analytics.urls")),
 ]
