@@ -57,6 +57,7 @@ urlpatterns = [
     path("", include("optimizer.urls")),
     path("costs/", include("costs.urls")),
     path("backups/", include("backups.urls")),
+    path("api/v1/", include("optimizer.monitoring.api_urls")),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", SignOutView.as_view(), name="logout"),
     path("password/", include(password_urls)),
