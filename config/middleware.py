@@ -1,6 +1,19 @@
 """Site-wide response rules that are not Django's own."""
 
+import functools
+import logging
+import time
+
+from django.core.signals import request_finished
+from django.db import connection
 from django.utils.cache import patch_cache_control
+from django_prometheus import db as db_metrics
+
+from config.request_context import NO_REQUEST, request_id_from, request_id_set
+
+access_log = logging.getLogger("access")
+# URL arguments that are secrets: a password-reset link's are a key to the account.
+SECRET_ROUTE_ARGUMENTS = frozenset({"uidb64", "token"})
 
 
 def no_store_for_users(get_response):
@@ -14,3 +27,95 @@ def no_store_for_users(get_response):
         return response
 
     return middleware
+
+
+class QueryTimer:
+    """An execute wrapper (``connection.execute_wrapper``) that adds up the time a request spends
+    in the database, for its Server-Timing header, and feeds django-prometheus's database metrics
+    (statements, errors, duration) with the same measurement. Its database backends would time
+    every statement a second time, and swapping the engine would change what the settings name."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        except Exception as exc:
+            db_metrics.errors_total.labels(connection.alias, connection.vendor, type(exc).__name__).inc()
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds += elapsed
+            statements, duration, in_bulk = _db_labelled()
+            statements.inc(len(params) if many else 1)
+            duration.observe(elapsed)
+            if many:
+                in_bulk.inc(len(params))
+
+
+@functools.cache
+def _db_labelled():
+    """The labelled children of the database metrics, looked up once per process."""
+    labels = (connection.alias, connection.vendor)
+    return (
+        db_metrics.execute_total.labels(*labels),
+        db_metrics.query_duration_seconds.labels(*labels),
+        db_metrics.execute_many_total.labels(*labels),
+    )
+
+
+def _logged_path(request) -> str:
+    """The path without its query string (it may hold a search or a secret); a URL with a secret in
+    its path (a password-reset link) is logged as its route, placeholders instead of values."""
+    match = request.resolver_match
+    if match is not None and SECRET_ROUTE_ARGUMENTS.intersection(match.kwargs):
+        return "/" + match.route
+    return request.path
+
+
+def request_context(get_response):
+    """Outermost: gives the request its id (the proxy's X-Request-ID when valid, else a new one) for
+    every log line it writes and every task it queues, answers with ``X-Request-ID`` and
+    ``Server-Timing`` (database and total time), and logs one line at INFO: method, path, status,
+    duration. Never the query string, a body or a header."""
+
+    # Django logs a 4xx or 5xx answer (django.request) after the middleware has returned: the id is
+    # forgotten when the response is closed, after that line.
+    request_finished.connect(_request_id_forget, dispatch_uid="config.middleware.request_id_forget")
+
+    def middleware(request):
+        started = time.perf_counter()
+        request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
+        request_id_set(request_id)
+        timer = QueryTimer()
+        with connection.execute_wrapper(timer):
+            response = get_response(request)
+        total_ms = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"db;dur={timer.seconds * 1000:.1f}, total;dur={total_ms:.1f}"
+        response.headers["X-Request-ID"] = request_id
+        if access_log.isEnabledFor(logging.INFO):
+            path = _logged_path(request)
+            access_log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                path,
+                response.status_code,
+                total_ms,
+                extra={
+                    "method": request.method,
+                    "path": path,
+                    "status": response.status_code,
+                    "duration_ms": round(total_ms, 1),
+                },
+            )
+        return response
+
+    return middleware
+
+
+def _request_id_forget(**kwargs) -> None:
+    request_id_set(NO_REQUEST)

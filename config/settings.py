@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 
 from backups.storage_config import storage_from_env
 from config.embedded import (
@@ -119,9 +120,12 @@ INSTALLED_APPS = [
     "django_q",
     "chartjs",
     "axes",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    "config.middleware.request_context",  # first: its id and timings cover everything below
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -134,6 +138,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.no_store_for_users",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # before axes: it counts the lock page
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lock page
 ]
 
@@ -345,13 +350,31 @@ else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
 # --- Logging --------------------------------------------------------------------------------
+# Every line carries the id of its request or task (X-Request-ID); the "access" logger writes one line
+# per request. LOG_FORMAT=json: one JSON object a line (python-json-logger), for a log collector.
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"disallowed_host_as_warning": {"()": "config.log_filters.DisallowedHostAsWarning"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, UTC
+            # Django's request logger passes the request along: its repr holds the query string.
+            "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "request"],
+        },
+    },
+    "filters": {
+        "disallowed_host_as_warning": {"()": "config.log_filters.DisallowedHostAsWarning"},
+        "request_id": {"()": "config.log_filters.RequestIdFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -367,3 +390,27 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# --- Metrics and error reporting ------------------------------------------------------------
+# /metrics (Prometheus) answers a request with "Authorization: Bearer <METRICS_TOKEN>", or a staff
+# session; without a token set, staff only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 32 characters long. Generate one with: "
+        'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+# Where `manage.py serve` has gunicorn's workers write their metrics (prometheus-client's
+# multiprocess mode), emptied at each start.
+PROMETHEUS_MULTIPROC_DIR = DATA_DIR / "prometheus"
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    from config.error_reporting import sentry_init
+
+    try:
+        sentry_init(SENTRY_DSN)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"SENTRY_DSN is not a Sentry DSN ({exc}); copy it from the project's Client Keys page, "
+            "e.g. https://public@o0.ingest.sentry.io/0, or unset it."
+        ) from None

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
 from config.views import LoginView, password_reset
+from optimizer.metrics import metrics
 from optimizer.views import SignOutView
 
 admin.site.site_header = "Prompt Optimizer administration"
@@ -62,6 +63,7 @@ urlpatterns = [
     path("logout/", SignOutView.as_view(), name="logout"),
     path("password/", include(password_urls)),
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler400 = "config.views.bad_request"

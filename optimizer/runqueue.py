@@ -32,6 +32,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
+from config.request_context import NO_REQUEST, request_id_get
 from optimizer.models import OptimizationRun, StageAnswer
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,17 @@ def enqueue(engine: str, count: int = 1) -> int:
     """Put ``count`` tokens in the queue of ``engine``'s runs; returns how many went in. A broker
     that does not answer is logged, not raised: the run stays queued and the sweep tries again."""
     sent = 0
+    # The request (or task) that queued the run: the task logs under the same id (X-Request-ID).
+    carried = {} if (request_id := request_id_get()) == NO_REQUEST else {"request_id": request_id}
     try:
         for _ in range(count):
-            async_task("optimizer.tasks.run_next_task", engine, cluster=queue_name(engine), group="optimize")
+            async_task(
+                "optimizer.tasks.run_next_task",
+                engine,
+                cluster=queue_name(engine),
+                group="optimize",
+                **carried,
+            )
             sent += 1
     except Exception as exc:  # noqa: BLE001 - the broker's failure must not lose or fail the run
         logger.warning(

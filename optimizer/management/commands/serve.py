@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 
 from config.env import env_int, env_str
+from config.metrics import multiprocess_dir_prepare
 from optimizer.management.commands.worker import Command as WorkerCommand
 from optimizer.services import admin_password_file
 from optimizer.supervisor import Child, Supervisor, stop_requested
@@ -31,7 +32,14 @@ class Command(WorkerCommand):
         self._check_port_free(host, port)
         self.check_database_answers()
         stop = stop_requested()
-        web = Child("web server", self._web_command(host, port, web_workers))
+        # gunicorn's workers write their metrics to files that /metrics adds up (prometheus-client's
+        # multiprocess mode); a previous run's files would be counted in, so the folder starts empty.
+        metrics_dir = multiprocess_dir_prepare(settings.PROMETHEUS_MULTIPROC_DIR)
+        web = Child(
+            "web server",
+            self._web_command(host, port, web_workers),
+            {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        )
         supervisor = Supervisor([web, *self.task_worker_children()], say=self.say)
         banner_shown = False
 
@@ -72,6 +80,7 @@ class Command(WorkerCommand):
         return [
             sys.executable, "-m", "gunicorn", "config.wsgi:application",
             "--chdir", str(settings.BASE_DIR),
+            "--config", "python:config.metrics",  # its child_exit hook
             "--bind", bind,
             "--workers", str(web_workers),
             "--threads", "4",
