@@ -21,8 +21,8 @@ NAV_ITEMS = (
     NavItem("History", "optimizer:history"),
     NavItem("Batch", "optimizer:batch"),
     NavItem("Costs", "costs:dashboard"),
-    NavItem("Monitoring", "optimizer:monitoring"),
     NavItem("Analytics", "optimizer:analytics"),
+    NavItem("Monitoring", "optimizer:monitoring", staff_only=True),  # operators' page: 404 for others
     NavItem("Backups", "backups:index", staff_only=True),
     NavItem("Admin", "admin:index", staff_only=True),
 )

@@ -19,7 +19,6 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
-from django.views.generic import TemplateView
 from django_htmx.http import push_url, replace_url, reswap, retarget
 
 from optimizer import diffing, limits, selectors, services
@@ -622,13 +621,6 @@ def healthz(request):
     """Public liveness/readiness probe: 200 when the database, cache and broker answer, else 503."""
     report = health_report()
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
-
-
-def coming_soon(title: str, summary: str):
-    """A page that later work builds, shown as a short "coming" state until then (never a 500)."""
-    return TemplateView.as_view(
-        template_name="coming_soon.html", extra_context={"title": title, "summary": summary}
-    )
 
 
 class SignOutView(LogoutView):

@@ -6,7 +6,7 @@ from tests.html import inline_code
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["Optimize", "History", "Batch", "Costs", "Monitoring", "Analytics"]
+SECTIONS = ["Optimize", "History", "Batch", "Costs", "Analytics"]
 
 
 def nav_labels(html: str) -> list[str]:
@@ -23,7 +23,7 @@ def test_a_user_sees_every_section_but_not_the_backups_or_the_admin(owner_client
 def test_staff_also_see_the_backups_and_the_admin(staff_client):
     html = staff_client.get(reverse("optimizer:optimize")).content.decode()
 
-    assert nav_labels(html) == [*SECTIONS, "Backups", "Admin"]
+    assert nav_labels(html) == [*SECTIONS, "Monitoring", "Backups", "Admin"]
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,7 @@ def test_staff_also_see_the_backups_and_the_admin(staff_client):
         ("optimizer:batch", "Batch"),
         ("optimizer:history", "History"),
         ("costs:dashboard", "Costs"),
+        ("optimizer:analytics", "Analytics"),
     ],
 )
 def test_the_current_section_is_marked(owner_client, url_name, label):
@@ -42,18 +43,11 @@ def test_the_current_section_is_marked(owner_client, url_name, label):
     assert html.count('aria-current="page"') == 1
 
 
-@pytest.mark.parametrize(
-    "url_name",
-    [
-        "optimizer:monitoring",
-        "optimizer:analytics",
-    ],
-)
-def test_sections_still_to_be_built_say_so(owner_client, url_name):
-    response = owner_client.get(reverse(url_name))
+def test_the_monitoring_section_is_marked_for_staff(staff_client):
+    html = staff_client.get(reverse("optimizer:monitoring")).content.decode()
 
-    assert response.status_code == 200
-    assert b"Coming soon" in response.content
+    assert 'aria-current="page">Monitoring</a>' in html
+    assert html.count('aria-current="page"') == 1
 
 
 def test_the_home_page_is_the_optimize_form_and_warns_when_no_worker_runs(owner_client):

@@ -374,7 +374,7 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
         )
         time.sleep(2 * POLL_S + 0.2)  # the bar is redrawn twice meanwhile
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=90)  # a loaded machine: the item it was running ends first
     finally:
         if process.poll() is None:
             process.kill()
