@@ -13,18 +13,17 @@ from decimal import Decimal
 
 import psutil
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Min, Q, Sum, Window
 from django.db.models.functions import Ceil, RowNumber
 from django_q.brokers import get_broker
 from django_q.models import Schedule, Task
 
 from costs.models import BUILTIN_PROVIDER, UsageRecord
-from costs.selectors import api_cache_stats
 from optimizer.llm.breaker import CircuitBreaker, State
 from optimizer.models import ModelChoice, OptimizationRun, Provider, WorkerHeartbeat
 from optimizer.monitoring import heartbeat
 from optimizer.monitoring.thresholds import Thresholds
-from optimizer.selectors import cache_tier_stats
 
 Status = OptimizationRun.Status
 HOUR = dt.timedelta(hours=1)
@@ -58,6 +57,23 @@ def percentiles(queryset, field: str, group_by: tuple[str, ...] = ()) -> dict[tu
     return found
 
 
+def records_since(since: dt.datetime):
+    """Usage records created since ``since``, read through the ``created_at`` index. Grouped by
+    provider and model, SQLite walks the (provider, model, created_at) index end to end (every
+    record ever written) unless the window's ids are picked first; PostgreSQL plans the plain filter
+    well and would scan the whole table to join the ids."""
+    window = UsageRecord.objects.filter(created_at__gte=since)
+    if connection.vendor == "sqlite":
+        return UsageRecord.objects.filter(pk__in=window.values("pk"))
+    return window
+
+
+def runs_since(since: dt.datetime, statuses=tuple(Status)):
+    """Runs created since ``since`` in ``statuses``, through the (status, created_at) index (a run
+    has no index on its time alone)."""
+    return OptimizationRun.objects.filter(status__in=list(statuses), created_at__gte=since)
+
+
 def _share(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
@@ -68,7 +84,7 @@ def _share(part: int, whole: int) -> float | None:
 def optimization_stats(*, now: dt.datetime) -> dict:
     """Runs per minute, p50/p95 duration, shares degraded and failed, over the last hour and day,
     with the top reasons of the day. Runs count in the window they were created in."""
-    day = OptimizationRun.objects.filter(created_at__gte=now - DAY)
+    day = runs_since(now - DAY)
     counts = day.aggregate(
         **{
             f"{name}_{label}": Count("id", filter=condition & Q(created_at__gte=now - span))
@@ -84,7 +100,7 @@ def optimization_stats(*, now: dt.datetime) -> dict:
     windows = {}
     for label, span in (("hour", HOUR), ("day", DAY)):
         finished = counts[f"done_{label}"] + counts[f"failed_{label}"]
-        finished_runs = day.filter(created_at__gte=now - span, status__in=[Status.DONE, Status.FAILED])
+        finished_runs = runs_since(now - span, (Status.DONE, Status.FAILED))
         durations = percentiles(finished_runs, "duration_ms").get((), {})
         windows[label] = {
             "runs": counts[f"runs_{label}"],
@@ -99,8 +115,10 @@ def optimization_stats(*, now: dt.datetime) -> dict:
         }
     return {
         **windows,
-        "top_degraded": _top(day.filter(status=Status.DONE).exclude(degraded_reason=""), "degraded_reason"),
-        "top_failed": _top(day.filter(status=Status.FAILED), "error"),
+        "top_degraded": _top(
+            runs_since(now - DAY, (Status.DONE,)).exclude(degraded_reason=""), "degraded_reason"
+        ),
+        "top_failed": _top(runs_since(now - DAY, (Status.FAILED,)), "error"),
     }
 
 
@@ -115,7 +133,7 @@ def _top(queryset, field: str) -> list[dict]:
 def model_call_stats(*, now: dt.datetime, limits: Thresholds) -> list[dict]:
     """Per provider and model over the last hour: requests, cache hits, p50/p95 latency of the
     requests sent, error rate and errors by class, retries, cost; and the model's circuit breaker."""
-    hour = UsageRecord.objects.filter(created_at__gte=now - HOUR)
+    hour = records_since(now - HOUR)
     sent = hour.exclude(status=UsageRecord.Status.CACHE_HIT)
     rows: dict[tuple[str, str], dict] = {}
     totals = (
@@ -242,34 +260,55 @@ def cache_stats(*, now: dt.datetime) -> dict:
     each hit would have cost (recorded on its usage record); a result hit saves a whole run and an
     analysis hit its first two stages, valued at the mean of those that missed in the same day."""
     since = now - DAY
-    api = api_cache_stats(since=since)
-    tiers = cache_tier_stats(since=since)
-    fresh = OptimizationRun.objects.filter(created_at__gte=since, status=Status.DONE, cached=False)
-    run_means = fresh.aggregate(runs=Count("id"), cost=Sum("cost"), ms=Sum("duration_ms"))
-    analysis = UsageRecord.objects.filter(
-        created_at__gte=since,
-        operation__in=["deconstruct", "diagnose"],
-        run__analysis_cached=False,
-        run__cached=False,
-    ).aggregate(runs=Count("run", distinct=True), cost=Sum("cost"), ms=Sum("latency_ms"))
+    # Counted as optimizer.selectors.cache_tier_stats counts them, through the (status, created_at)
+    # index, in the same statement as the means of the runs that missed.
+    runs = runs_since(since, (Status.RUNNING, Status.DONE, Status.FAILED)).aggregate(
+        result_hits=Count("id", filter=Q(cached=True)),
+        result_misses=Count("id", filter=Q(cached=False)),
+        analysis_hits=Count("id", filter=Q(analysis_cached=True)),
+        analysis_misses=Count("id", filter=Q(cached=False, analysis_cached=False, status=Status.DONE)),
+        fresh=Count("id", filter=Q(cached=False, status=Status.DONE)),
+        fresh_cost=Sum("cost", filter=Q(cached=False, status=Status.DONE)),
+        fresh_ms=Sum("duration_ms", filter=Q(cached=False, status=Status.DONE)),
+    )
+    # One pass over the day's records: the API tier as costs.selectors.api_cache_stats counts it (every
+    # lookup ends in one record; repairs and the built-in engine are not lookups), and the first two
+    # stages' requests sent, which are those of the analyses the analysis tier missed (a hit sends none).
+    hit = Q(status=UsageRecord.Status.CACHE_HIT)
+    lookup = ~Q(operation__endswith=":repair") & ~Q(provider=BUILTIN_PROVIDER)
+    analysed = Q(operation__in=["deconstruct", "diagnose"], run__isnull=False) & ~hit
+    records = records_since(since).aggregate(
+        api_hits=Count("id", filter=lookup & hit),
+        api_misses=Count("id", filter=lookup & ~hit),
+        api_saved=Sum("saved_cost", filter=lookup & hit),
+        analysis_runs=Count("run", distinct=True, filter=analysed),
+        analysis_cost=Sum("cost", filter=analysed),
+        analysis_ms=Sum("latency_ms", filter=analysed),
+    )
+    api = {"hits": records["api_hits"], "misses": records["api_misses"], "saved": records["api_saved"] or 0}
+    analysis = {
+        "runs": records["analysis_runs"],
+        "cost": records["analysis_cost"],
+        "ms": records["analysis_ms"],
+    }
 
     def mean(total, count):
         return (total or 0) / count if count else 0
 
-    result_hits, analysis_hits = tiers["result"]["hits"], tiers["analysis"]["hits"]
+    result_hits, analysis_hits = runs["result_hits"], runs["analysis_hits"]
     return {
         "since": since,
         "tiers": [
             _tier("api", "API (model answers, 1 h)", api["hits"], api["misses"], api["saved"], 0),
             _tier(
-                "analysis", "Analysis (stages 1-2, 24 h)", analysis_hits, tiers["analysis"]["misses"],
+                "analysis", "Analysis (stages 1-2, 24 h)", analysis_hits, runs["analysis_misses"],
                 Decimal(analysis_hits) * Decimal(mean(analysis["cost"], analysis["runs"])),
                 analysis_hits * mean(analysis["ms"], analysis["runs"]),
             ),
             _tier(
-                "result", "Result (whole runs, 2 h)", result_hits, tiers["result"]["misses"],
-                Decimal(result_hits) * Decimal(mean(run_means["cost"], run_means["runs"])),
-                result_hits * mean(run_means["ms"], run_means["runs"]),
+                "result", "Result (whole runs, 2 h)", result_hits, runs["result_misses"],
+                Decimal(result_hits) * Decimal(mean(runs["fresh_cost"], runs["fresh"])),
+                result_hits * mean(runs["fresh_ms"], runs["fresh"]),
             ),
         ],
     }  # fmt: skip

@@ -214,3 +214,23 @@ def test_snapshot_banner_lists_every_tile_alert():
     assert snapshot["optimizations"]["alerts"] and snapshot["queue"]["alerts"]
     calm = Thresholds(error_rate_pct=100, p95_ms=3_600_000, queue_age_s=86_400, disk_pct=100)
     assert selectors.monitoring_snapshot(now=timezone.now(), limits=calm)["alerts"] == []
+
+
+def test_the_api_tier_counts_as_the_cost_dashboard_does():
+    from costs.models import BUILTIN_PROVIDER
+    from costs.selectors import api_cache_stats
+
+    UsageRecordFactory(status="cache_hit", cost=0, saved_cost=Decimal("0.004"))
+    UsageRecordFactory(status="ok", operation="design:repair")  # a repair is not a lookup
+    UsageRecordFactory(status="ok", provider=BUILTIN_PROVIDER, cost=0)  # nor is the built-in engine
+    UsageRecordFactory(status="error", error_class="ProviderError", cost=0)
+    UsageRecordFactory(status="ok", created_at=minutes_ago(2 * 24 * 60))  # before the day
+    since = timezone.now() - selectors.DAY
+    [api] = [tier for tier in selectors.cache_stats(now=timezone.now())["tiers"] if tier["tier"] == "api"]
+    theirs = api_cache_stats(since=since)
+    assert (api["hits"], api["misses"], api["saved_cost"]) == (
+        theirs["hits"],
+        theirs["misses"],
+        theirs["saved"],
+    )
+    assert (api["hits"], api["misses"]) == (1, 1)
