@@ -3,9 +3,11 @@ loopback): the page (every figure's table) for the whole site and for one user, 
 JSON view. The runs carry what real ones do: the built-in engine's scores (criteria and all),
 techniques and questions, a model's verdict on half of the model's runs, answered versions.
 
-The figures are kept in the cache while the runs stay the same, so the page's rows measure a view
-after another; the "first view after a change" row adds one run before each request (each then
-computes every figure from the runs).
+Each day's grouped rows are kept in the cache while that day's runs stay the same, so the page's rows
+measure a view after another; "the first view after a change" adds one run before each request
+(today's rows are read again, the other days' are kept); "nothing kept" empties the cache before each
+request (every day of the range read from the runs: a range nobody looked at, or after a restart
+of Redis).
 
 Runs on the embedded default, then again on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are
 both set (a scratch database on DATABASE_URL's server, dropped afterwards)."""
@@ -190,8 +192,16 @@ def _measure(server: dict) -> list[Result]:
             started = time.perf_counter()
             client.get("/analytics/").raise_for_status()
             cold.append(time.perf_counter() - started)
-        note = "one run added before each: every figure computed from the runs, then kept"
+        note = "one run added before each: today's rows read again, the other days' kept"
         results.append(summarize("GET /analytics/, the first view after a change", cold, note))
+        empty = []
+        for _ in range(COLD_VIEWS):
+            manage(env, "shell", "-c", "from django.core.cache import cache; cache.clear()")
+            started = time.perf_counter()
+            client.get("/analytics/").raise_for_status()
+            empty.append(time.perf_counter() - started)
+        note = "the cache emptied before each: every day of the range read from the runs"
+        results.append(summarize("GET /analytics/, nothing kept", empty, note))
     return results
 
 
