@@ -7,8 +7,8 @@ import time
 from django.core.signals import request_finished
 from django.db import connection
 from django.utils.cache import patch_cache_control
-from django_prometheus import db as db_metrics
 
+from config import http_metrics
 from config.request_context import NO_REQUEST, request_id_from, request_id_set
 
 access_log = logging.getLogger("access")
@@ -31,9 +31,8 @@ def no_store_for_users(get_response):
 
 class QueryTimer:
     """An execute wrapper (``connection.execute_wrapper``) that adds up the time a request spends
-    in the database, for its Server-Timing header, and feeds django-prometheus's database metrics
-    (statements, errors, duration) with the same measurement. Its database backends would time
-    every statement a second time, and swapping the engine would change what the settings name."""
+    in the database, for its Server-Timing header, and feeds the database metrics (statements,
+    errors, duration: ``config.http_metrics``) with the same measurement."""
 
     __slots__ = ("seconds",)
 
@@ -45,16 +44,14 @@ class QueryTimer:
         try:
             return execute(sql, params, many, context)
         except Exception as exc:
-            db_metrics.errors_total.labels(connection.alias, connection.vendor, type(exc).__name__).inc()
+            http_metrics.db_errors_total.labels(connection.alias, connection.vendor, type(exc).__name__).inc()
             raise
         finally:
             elapsed = time.perf_counter() - started
             self.seconds += elapsed
-            statements, duration, in_bulk = _db_labelled()
+            statements, duration = _db_labelled()
             statements.inc(len(params) if many else 1)
             duration.observe(elapsed)
-            if many:
-                in_bulk.inc(len(params))
 
 
 @functools.cache
@@ -62,9 +59,8 @@ def _db_labelled():
     """The labelled children of the database metrics, looked up once per process."""
     labels = (connection.alias, connection.vendor)
     return (
-        db_metrics.execute_total.labels(*labels),
-        db_metrics.query_duration_seconds.labels(*labels),
-        db_metrics.execute_many_total.labels(*labels),
+        http_metrics.db_statements_total.labels(*labels),
+        http_metrics.db_statement_seconds.labels(*labels),
     )
 
 
@@ -94,7 +90,10 @@ def request_context(get_response):
         timer = QueryTimer()
         with connection.execute_wrapper(timer):
             response = get_response(request)
-        total_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        total_ms = elapsed * 1000
+        http_metrics.requests_total.labels(request.method, response.status_code).inc()
+        http_metrics.request_seconds.labels(request.method).observe(elapsed)
         response.headers["Server-Timing"] = f"db;dur={timer.seconds * 1000:.1f}, total;dur={total_ms:.1f}"
         response.headers["X-Request-ID"] = request_id
         if access_log.isEnabledFor(logging.INFO):

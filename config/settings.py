@@ -120,12 +120,10 @@ INSTALLED_APPS = [
     "django_q",
     "chartjs",
     "axes",
-    "django_prometheus",
 ]
 
 MIDDLEWARE = [
     "config.middleware.request_context",  # first: its id and timings cover everything below
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -138,7 +136,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.no_store_for_users",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",  # before axes: it counts the lock page
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lock page
 ]
 

@@ -1,5 +1,6 @@
-"""``/metrics``: the Prometheus scrape. django-prometheus's request, latency and database metrics
-(added up over gunicorn's worker processes in prometheus-client's multiprocess mode), and the
+"""``/metrics``: the Prometheus scrape. The web's request, latency and database metrics
+(``config.http_metrics``, added up over gunicorn's worker processes in prometheus-client's
+multiprocess mode), and the
 product's own figures, read from what it already records at the moment of the scrape: usage
 records, the circuit breakers' shared state, runs, django-q2's broker, the workers' heartbeats,
 budgets' running totals and backups. Nothing is counted twice.
@@ -248,7 +249,7 @@ SECTIONS: dict[str, Callable[[], Iterator[Metric]]] = {
 class ProductCollector:
     """The product's figures, read when Prometheus scrapes. A section that fails (its database or
     broker is away) is left out and reported by ``prompt_optimizer_metrics_section_up``: the rest,
-    and django-prometheus's own metrics, are still served."""
+    and the web's own metrics, are still served."""
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -55,7 +55,7 @@ def test_without_a_token_only_staff_may_read_the_metrics(client, owner, staff_us
     client.force_login(owner)
     assert client.get(reverse("metrics")).status_code == 404
     client.force_login(staff_user)
-    assert "django_http_requests_total_by_method_total" in {name for name, _ in scrape(client)}
+    assert "prompt_optimizer_http_requests_total" in {name for name, _ in scrape(client)}
 
 
 def test_with_a_token_the_bearer_of_it_or_staff_may_read_them(client, owner, staff_user, settings):
@@ -239,11 +239,13 @@ def test_requests_and_database_statements_are_counted(staff_client):
         return sum(v for (sample, _), v in samples.items() if sample == name)
 
     assert (
-        total(after, "django_http_requests_total_by_method_total")
-        >= total(before, "django_http_requests_total_by_method_total") + 2
+        total(after, "prompt_optimizer_http_requests_total")
+        >= total(before, "prompt_optimizer_http_requests_total") + 2
     )  # the history page and the scrape before
-    assert total(after, "django_db_execute_total") > total(before, "django_db_execute_total")
-    assert total(after, "django_db_query_duration_seconds_count") > 0
+    assert total(after, "prompt_optimizer_db_statements_total") > total(
+        before, "prompt_optimizer_db_statements_total"
+    )
+    assert total(after, "prompt_optimizer_db_statement_duration_seconds_count") > 0
 
 
 def test_the_scrape_costs_the_same_queries_however_many_records(
@@ -293,7 +295,7 @@ def test_in_multiprocess_mode_the_processes_requests_add_up(tmp_path):
     python(ONE_REQUEST)
     families = {family.name: family for family in text_string_to_metric_families(python(SCRAPE))}
 
-    requests = families["django_http_requests_total_by_method"].samples
+    requests = families["prompt_optimizer_http_requests"].samples
     assert sum(sample.value for sample in requests if sample.labels["method"] == "GET") == 2
     assert len(list(metrics_dir.iterdir())) >= 2  # one file per process and kind of metric
 
