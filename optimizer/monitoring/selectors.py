@@ -14,7 +14,7 @@ from decimal import Decimal
 import psutil
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Min, Q, Sum, Window
+from django.db.models import BooleanField, Case, Count, F, Min, Q, Sum, When, Window
 from django.db.models.functions import Ceil, RowNumber
 from django_q.brokers import get_broker
 from django_q.models import Schedule, Task
@@ -97,11 +97,10 @@ def optimization_stats(*, now: dt.datetime) -> dict:
             )
         }
     )
+    durations = _durations(runs_since(now - DAY, (Status.DONE, Status.FAILED)), hour_start=now - HOUR)
     windows = {}
     for label, span in (("hour", HOUR), ("day", DAY)):
         finished = counts[f"done_{label}"] + counts[f"failed_{label}"]
-        finished_runs = runs_since(now - span, (Status.DONE, Status.FAILED))
-        durations = percentiles(finished_runs, "duration_ms").get((), {})
         windows[label] = {
             "runs": counts[f"runs_{label}"],
             "per_minute": round(counts[f"runs_{label}"] / (span.total_seconds() / 60), 2),
@@ -110,21 +109,59 @@ def optimization_stats(*, now: dt.datetime) -> dict:
             "degraded": counts[f"degraded_{label}"],
             "failed_pct": _share(counts[f"failed_{label}"], finished),
             "degraded_pct": _share(counts[f"degraded_{label}"], finished),
-            "p50_ms": durations.get("p50"),
-            "p95_ms": durations.get("p95"),
+            "p50_ms": durations[label].get("p50"),
+            "p95_ms": durations[label].get("p95"),
         }
-    return {
-        **windows,
-        "top_degraded": _top(
-            runs_since(now - DAY, (Status.DONE,)).exclude(degraded_reason=""), "degraded_reason"
-        ),
-        "top_failed": _top(runs_since(now - DAY, (Status.FAILED,)), "error"),
-    }
+    return {**windows, **_top_reasons(runs_since(now - DAY, (Status.DONE, Status.FAILED)))}
 
 
-def _top(queryset, field: str) -> list[dict]:
-    rows = queryset.order_by().values(field).annotate(n=Count("id")).order_by("-n", field)[:TOP_REASONS]
-    return [{"reason": row[field], "runs": row["n"]} for row in rows]
+def _durations(finished, *, hour_start: dt.datetime) -> dict[str, dict[str, int]]:
+    """Nearest-rank p50 and p95 of the day's and of the last hour's run durations, in one query:
+    the day's runs numbered in order, and those of the hour numbered again among themselves."""
+    in_hour = Case(When(created_at__gte=hour_start, then=True), default=False, output_field=BooleanField())
+    order = F("duration_ms").asc()
+    ranked = finished.exclude(duration_ms__isnull=True).annotate(
+        in_hour=in_hour,
+        day_rank=Window(RowNumber(), order_by=order),
+        day_size=Window(Count("pk")),
+        hour_rank=Window(RowNumber(), partition_by=[in_hour], order_by=order),
+        hour_size=Window(Count("pk"), partition_by=[in_hour]),
+    )
+    wanted = Q()
+    for p in PERCENTILES:
+        share = Decimal(p) / 100
+        wanted |= Q(day_rank=Ceil(F("day_size") * share))
+        wanted |= Q(in_hour=True, hour_rank=Ceil(F("hour_size") * share))
+    found: dict[str, dict[str, int]] = {"hour": {}, "day": {}}
+    rows = ranked.filter(wanted).values_list(
+        "duration_ms", "in_hour", "day_rank", "day_size", "hour_rank", "hour_size"
+    )
+    for value, hourly, day_rank, day_size, hour_rank, hour_size in rows:
+        for p in PERCENTILES:
+            if day_rank == math.ceil(day_size * p / 100):
+                found["day"][f"p{p}"] = value
+            if hourly and hour_rank == math.ceil(hour_size * p / 100):
+                found["hour"][f"p{p}"] = value
+    return found
+
+
+def _top_reasons(finished) -> dict[str, list[dict]]:
+    """The most frequent reasons of degraded runs and of failed ones, in one grouped query."""
+    reason = Case(When(status=Status.FAILED, then=F("error")), default=F("degraded_reason"))
+    rows = (
+        finished.annotate(reason=reason)
+        .exclude(reason="")
+        .order_by()
+        .values("status", "reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "reason")
+    )
+    top: dict[str, list[dict]] = {"top_degraded": [], "top_failed": []}
+    for row in rows:
+        entries = top["top_failed" if row["status"] == Status.FAILED else "top_degraded"]
+        if len(entries) < TOP_REASONS:
+            entries.append({"reason": row["reason"], "runs": row["n"]})
+    return top
 
 
 # --- Model calls ----------------------------------------------------------------------------
@@ -332,14 +369,16 @@ def _tier(slug: str, label: str, hits: int, misses: int, saved_cost, saved_ms) -
 def queue_stats(*, now: dt.datetime, limits: Thresholds) -> dict:
     """Queued and running runs, the age of the oldest queued one, what failed in the last hour, the
     tasks waiting in each broker, the schedules, the worker processes and the stuck runs."""
-    active = OptimizationRun.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).aggregate(
+    failed_lately = Q(status=Status.FAILED, created_at__gte=now - DAY, finished_at__gte=now - HOUR)
+    active = OptimizationRun.objects.filter(
+        Q(status__in=[Status.QUEUED, Status.RUNNING]) | Q(status=Status.FAILED, created_at__gte=now - DAY)
+    ).aggregate(
         queued=Count("id", filter=Q(status=Status.QUEUED)),
         running=Count("id", filter=Q(status=Status.RUNNING)),
         oldest=Min("created_at", filter=Q(status=Status.QUEUED)),
+        failed=Count("id", filter=failed_lately),
     )
-    failed_runs = OptimizationRun.objects.filter(
-        status=Status.FAILED, created_at__gte=now - DAY, finished_at__gte=now - HOUR
-    ).count()
+    failed_runs = active["failed"]
     failed_tasks = Task.objects.filter(success=False, stopped__gte=now - HOUR).count()
     queue_age_s = round((now - active["oldest"]).total_seconds()) if active["oldest"] else None
     return {
