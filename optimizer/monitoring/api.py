@@ -34,7 +34,9 @@ CREDENTIALS_IN_URL = re.compile(r"(?<=://)([^:/@]*)(:[^@/]*)?@")
 
 
 def _json(data: dict, status: int = 200) -> JsonResponse:
-    return JsonResponse(data, status=status, encoder=DjangoJSONEncoder)
+    return JsonResponse(
+        data, status=status, encoder=DjangoJSONEncoder, json_dumps_params={"ensure_ascii": False}
+    )
 
 
 def staff_json(view):

@@ -103,7 +103,7 @@ def optimization_stats(*, now: dt.datetime) -> dict:
         finished = counts[f"done_{label}"] + counts[f"failed_{label}"]
         windows[label] = {
             "runs": counts[f"runs_{label}"],
-            "per_minute": round(counts[f"runs_{label}"] / (span.total_seconds() / 60), 2),
+            "per_minute": round(counts[f"runs_{label}"] / (span.total_seconds() / 60), 3),
             "finished": finished,
             "failed": counts[f"failed_{label}"],
             "degraded": counts[f"degraded_{label}"],
@@ -460,7 +460,9 @@ def stuck_runs(*, now: dt.datetime) -> list[dict]:
 
 
 def machine_stats(*, limits: Thresholds) -> dict:
-    """CPU and memory of this machine, the disk holding DATA_DIR, and this web process's memory."""
+    """CPU and memory of this machine, the disk holding DATA_DIR, and this web process's memory.
+    The CPU share is the machine's since this process last read it (psutil keeps the previous
+    reading): with the page refreshing, the last five seconds or so."""
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(settings.DATA_DIR))
     process = psutil.Process()

@@ -66,7 +66,7 @@ def test_optimizations_tile_counts_rates_durations_and_reasons():
 
     hour = stats["hour"]
     assert hour["runs"] == 13 and hour["finished"] == 13
-    assert hour["per_minute"] == round(13 / 60, 2)
+    assert hour["per_minute"] == round(13 / 60, 3)
     assert hour["failed"] == 1 and hour["failed_pct"] == round(100 / 13, 1)
     assert hour["degraded"] == 2 and hour["degraded_pct"] == round(200 / 13, 1)
     # durations of the hour sorted: 300, 500, 700, 1000 ... 10000: p50 is the 7th, p95 the 13th
