@@ -276,6 +276,12 @@ RUNS_PER_MINUTE = env_int("RUNS_PER_MINUTE", 20, minimum=1, maximum=100_000)
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 5000, minimum=1, maximum=1_000_000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=1024**3)
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4, minimum=1, maximum=256)
+# Monitoring: past these a tile turns red and the page shows a banner (a model's error rate and p95
+# over the last hour, runs' p95, the oldest queued run, the disk holding DATA_DIR).
+MONITORING_MAX_ERROR_RATE_PCT = env_int("MONITORING_MAX_ERROR_RATE_PCT", 10, minimum=1, maximum=100)
+MONITORING_MAX_P95_MS = env_int("MONITORING_MAX_P95_MS", 30_000, minimum=100, maximum=3_600_000)
+MONITORING_MAX_QUEUE_AGE_S = env_int("MONITORING_MAX_QUEUE_AGE_S", 120, minimum=1, maximum=86_400)
+MONITORING_MAX_DISK_PCT = env_int("MONITORING_MAX_DISK_PCT", 90, minimum=1, maximum=100)
 # A form's fields (not its files) may hold Django's default 2.5 MB: more prompts than that are
 # uploaded as a file (BATCH_MAX_BYTES), and the 400 page says so (config.views.bad_request). Raising
 # it would let any POST, an anonymous login's too, make the server hold that much.
