@@ -10,8 +10,16 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_optimizer import _timed
-from bench.harness import PROJECT_ROOT, Result, bench_user_create, login, manage, running_server, summarize
+from bench.harness import (
+    PROJECT_ROOT,
+    Result,
+    bench_user_create,
+    login,
+    manage,
+    running_server,
+    summarize,
+    timed,
+)
 
 RECORDS = 100_000
 DAYS = 90
@@ -135,7 +143,7 @@ def run() -> list[Result]:
                     if answer.status_code != 200:
                         raise RuntimeError(f"{path} answered {answer.status_code}")
 
-                results.append(summarize(label, _timed(get, REQUESTS), "staff: the whole site"))
+                results.append(summarize(label, timed(get, REQUESTS), "staff: the whole site"))
             results[0] = replace(results[0], note=f"{RECORDS:,} records seeded in {seeded_s:.0f} s")
             note = "past days summed from the records and kept; later views read them back"
             results.append(summarize("chart: spend per day, 90 days, first view", cold, note))

@@ -97,6 +97,21 @@ def summarize(
     )
 
 
+WARMUP = 50
+
+
+def timed(send, count: int, warmup: int = WARMUP) -> list[float]:
+    """Seconds each of ``count`` calls of ``send`` took, after ``warmup`` calls not counted."""
+    for _ in range(warmup):
+        send()
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        send()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
