@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 import time
 
 from django.core.signals import request_finished
@@ -12,6 +13,10 @@ from config import http_metrics
 from config.request_context import NO_REQUEST, request_id_from, request_id_set
 
 access_log = logging.getLogger("access")
+# The methods a label may name: any other (a client may send any word) is "other", so a stranger
+# cannot add series to /metrics without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # URL arguments that are secrets: a password-reset link's are a key to the account.
 SECRET_ROUTE_ARGUMENTS = frozenset({"uidb64", "token"})
 
@@ -66,11 +71,13 @@ def _db_labelled():
 
 def _logged_path(request) -> str:
     """The path without its query string (it may hold a search or a secret); a URL with a secret in
-    its path (a password-reset link) is logged as its route, placeholders instead of values."""
+    its path (a password-reset link) is logged as its route, placeholders instead of values.
+    Control characters are written as escapes: a decoded %0A in a path would otherwise forge a
+    second log line (as Django escapes its own request lines)."""
     match = request.resolver_match
     if match is not None and SECRET_ROUTE_ARGUMENTS.intersection(match.kwargs):
         return "/" + match.route
-    return request.path
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", request.path)
 
 
 def request_context(get_response):
@@ -92,8 +99,9 @@ def request_context(get_response):
             response = get_response(request)
         elapsed = time.perf_counter() - started
         total_ms = elapsed * 1000
-        http_metrics.requests_total.labels(request.method, response.status_code).inc()
-        http_metrics.request_seconds.labels(request.method).observe(elapsed)
+        method = request.method if request.method in METHODS else "other"
+        http_metrics.requests_total.labels(method, response.status_code).inc()
+        http_metrics.request_seconds.labels(method).observe(elapsed)
         response.headers["Server-Timing"] = f"db;dur={timer.seconds * 1000:.1f}, total;dur={total_ms:.1f}"
         response.headers["X-Request-ID"] = request_id
         if access_log.isEnabledFor(logging.INFO):

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django_q.brokers import get_broker
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from backups.selectors import last_backup_made
@@ -53,18 +53,26 @@ def _money(value: Decimal | None) -> float:
     return float(value or 0)
 
 
+CALLS_WINDOW = timedelta(days=1)
+
+
 def model_call_metrics() -> Iterator[Metric]:
-    """Every model call ever recorded, by provider, model and status, and what they cost."""
-    calls = CounterMetricFamily(
-        f"{PREFIX}_model_calls",
-        "Model calls recorded (usage records).",
+    """Model calls of the last day, by provider, model and status, and what they cost: a window,
+    so a scrape reads a day's records (through the index on their time), not every record ever
+    written (linear in the history: 153 ms at 200,000 records)."""
+    calls = GaugeMetricFamily(
+        f"{PREFIX}_model_calls_last_day",
+        "Model calls recorded (usage records) in the last 24 hours.",
         labels=["provider", "model", "status"],
     )
-    cost = CounterMetricFamily(
-        f"{PREFIX}_model_cost_usd", "What model calls cost, in USD.", labels=["provider", "model", "status"]
+    cost = GaugeMetricFamily(
+        f"{PREFIX}_model_cost_usd_last_day",
+        "What model calls of the last 24 hours cost, in USD.",
+        labels=["provider", "model", "status"],
     )
     groups = (
-        UsageRecord.objects.order_by()
+        UsageRecord.objects.filter(created_at__gte=timezone.now() - CALLS_WINDOW)
+        .order_by()
         .values_list("provider", "model", "status")
         .annotate(n=Count("id"), cost=Sum("cost"))
     )
@@ -161,7 +169,8 @@ def cache_metrics() -> Iterator[Metric]:
     since = timezone.now() - CACHE_WINDOW
     api = api_cache_stats(since=since)
     runs = OptimizationRun.objects.filter(created_at__gte=since).aggregate(
-        submitted=Count("id"),
+        # A queued run has not been looked up yet (as the Monitoring page counts them).
+        submitted=Count("id", filter=Q(status__in=[Status.RUNNING, Status.DONE, Status.FAILED])),
         result_hits=Count("id", filter=Q(cached=True)),
         analysed=Count("id", filter=Q(cached=False, status=Status.DONE)),
         analysis_hits=Count("id", filter=Q(cached=False, status=Status.DONE, analysis_cached=True)),
@@ -292,7 +301,9 @@ def _process_metrics():
 def _bearer_token_valid(request) -> bool:
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     configured = settings.METRICS_TOKEN
-    return bool(configured) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), configured)
+    # As bytes: compare_digest refuses str with characters outside ASCII (a TypeError, a 500).
+    given = token.strip().encode("utf-8", "surrogateescape")
+    return bool(configured) and scheme.lower() == "bearer" and hmac.compare_digest(given, configured.encode())
 
 
 @login_not_required  # a scraper has no session: the token or staff is checked here

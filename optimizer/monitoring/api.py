@@ -132,6 +132,8 @@ def cache_clear(request):
         deleted = services.cache_tier_clear(tier=tier)
     except services.UnknownTier as exc:
         return _json({"error": str(exc)}, status=400)
+    except services.CacheUnavailable as exc:
+        return _json({"error": str(exc)}, status=503)
     return _json({"tier": tier, "deleted": deleted})
 
 

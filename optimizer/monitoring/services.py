@@ -25,11 +25,28 @@ class UnknownTier(ValueError):
     pass
 
 
+class CacheUnavailable(Exception):
+    """The cache did not answer: nothing was cleared."""
+
+
 def cache_tier_clear(*, tier: str) -> int:
     """Delete every entry of one cache tier, whatever backend holds it; returns how many went.
-    Nothing else in the cache is touched (sessions, breakers, the other tiers)."""
+    Nothing else in the cache is touched (sessions, breakers, the other tiers). Raises
+    ``CacheUnavailable`` when the cache does not answer (Redis away)."""
     if tier not in TIER_PREFIXES:
         raise UnknownTier(f"There is no cache tier {tier!r}: choose one of {', '.join(TIER_PREFIXES)}.")
+    try:
+        return _tier_clear(tier)
+    except (UnknownTier, RuntimeError):
+        raise
+    except Exception as exc:
+        raise CacheUnavailable(
+            f"The cache did not answer ({type(exc).__name__}), so nothing was cleared. Try again once it "
+            "is back (/api/v1/health names what is down)."
+        ) from exc
+
+
+def _tier_clear(tier: str) -> int:
     cache = caches["default"]
     prefix = TIER_PREFIXES[tier]
     if hasattr(cache, "delete_pattern"):  # django-redis: SCAN and delete under the site's key prefix

@@ -60,8 +60,12 @@ def cache_clear(request, tier: str):
         raise Http404("No such cache tier.")
     name = services.TIER_NAMES[tier]
     if request.method == "POST":
-        deleted = services.cache_tier_clear(tier=tier)
-        messages.success(request, f"The {name} cache is empty: {deleted:,} entries deleted.")
+        try:
+            deleted = services.cache_tier_clear(tier=tier)
+        except services.CacheUnavailable as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"The {name} cache is empty: {deleted:,} entries deleted.")
         return redirect("optimizer:monitoring")
     context = {
         "title": f"Clear the {name} cache",

@@ -2,6 +2,7 @@
 to Sentry may hold."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -148,3 +149,12 @@ def test_the_secrets_looked_for_are_the_configured_ones(monkeypatch):
         "SHORT_KEY": "abc",
     }
     assert configured_secrets(environ) == ["s" * 50, "m" * 40, "k-openai-123456"]
+
+
+def test_a_line_break_in_a_path_cannot_forge_a_second_access_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="access"):
+        client.get("/nothing%0A2099-01-01 00:00:00,000 INFO access: POST /admin/ 200 1.0ms%0D")
+
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "access"]
+    assert "\n" not in line and "\r" not in line
+    assert "/nothing\\x0a2099-01-01" in line and "\\x0d" in line

@@ -58,6 +58,25 @@ def test_without_a_token_only_staff_may_read_the_metrics(client, owner, staff_us
     assert "prompt_optimizer_http_requests_total" in {name for name, _ in scrape(client)}
 
 
+def test_a_token_outside_ascii_is_refused_not_a_server_error(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    assert client.get(reverse("metrics"), headers={"Authorization": "Bearer café"}).status_code == 401
+
+
+def test_a_made_up_http_method_adds_no_series(client, staff_client):
+    for n in range(5):
+        client.generic(f"M{n:04d}X", "/healthz")
+    samples = scrape(staff_client)
+
+    methods = {
+        dict(labels).get("method")
+        for name, labels in samples
+        if name == "prompt_optimizer_http_requests_total"
+    }
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods
+
+
 def test_with_a_token_the_bearer_of_it_or_staff_may_read_them(client, owner, staff_user, settings):
     settings.METRICS_TOKEN = TOKEN
     refused = client.get(reverse("metrics"))
@@ -111,11 +130,11 @@ def test_model_calls_and_cost_by_provider_model_and_status(staff_client, owner):
 
     samples = scrape(staff_client)
 
-    calls, cost = "prompt_optimizer_model_calls_total", "prompt_optimizer_model_cost_usd_total"
+    calls, cost = "prompt_optimizer_model_calls_last_day", "prompt_optimizer_model_cost_usd_last_day"
     assert value(samples, calls, provider="OpenAI", model="gpt-5-mini", status="ok") == 2
     assert value(samples, calls, provider="OpenAI", model="gpt-5-mini", status="error") == 1
     assert value(samples, calls, provider="OpenAI", model="gpt-5-mini", status="cache_hit") == 1
-    assert value(samples, calls, provider="OpenAI", model="gpt-5", status="ok") == 1
+    assert value(samples, calls, provider="OpenAI", model="gpt-5", status="ok") is None  # 40 days ago
     assert value(samples, cost, provider="OpenAI", model="gpt-5-mini", status="ok") == pytest.approx(0.75)
     assert value(samples, cost, provider="OpenAI", model="gpt-5-mini", status="error") == 0
     # The API cache over the last hour: one hit in four lookups (the 40-day-old call is outside).

@@ -8,13 +8,14 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.core.cache import caches
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from optimizer.caching import analysis_key, analysis_set, cached
 from optimizer.monitoring import api
 from tests.optimizer.monitoring.factories import RunFactory, UsageRecordFactory, WorkerHeartbeatFactory
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
 STAFF_ONLY = ["api:stats-performance", "api:stats-cache", "api:system"]
@@ -124,3 +125,21 @@ def test_masked_url_leaves_urls_without_a_password_alone():
     assert api.masked_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert api.masked_url("postgresql://postgres@127.0.0.1/db") == "postgresql://postgres@127.0.0.1/db"
     assert api.masked_url(None) is None
+
+
+@pytest.mark.django_db
+def test_clearing_a_tier_while_redis_is_away_says_so_and_changes_nothing(staff_client):
+    away = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        },
+    }
+    with override_settings(CACHES=away):
+        answer = staff_client.post(reverse("api:cache-clear"), {"tier": "result"})
+        page = staff_client.post(reverse("optimizer:monitoring-cache-clear", args=["result"]), follow=True)
+
+    assert answer.status_code == 503 and "nothing was cleared" in answer.json()["error"]
+    assert page.status_code == 200 and "nothing was cleared" in page.content.decode()
