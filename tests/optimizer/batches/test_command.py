@@ -348,6 +348,10 @@ def subprocess_env(database_url_for_subprocess, tmp_path, settings):
     return env
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_workers(
     staff_user, subprocess_env, tmp_path
 ):
@@ -365,6 +369,9 @@ def test_ctrl_c_during_wait_exits_130_and_leaves_the_batch_running_for_the_worke
     process = subprocess.Popen(
         command,
         env=subprocess_env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a shell without job control starts a background job (`.ci/run &`)
+        # with SIGINT ignored, its children inherit that, and the signal below would never arrive.
+        preexec_fn=_sigint_as_in_a_terminal,
     )  # fmt: skip
     try:
         poll_until(
