@@ -19,14 +19,16 @@ from optimizer.exporting import csv_stream, read_ahead
 from optimizer.forms import errors_text
 
 
-def _scope(request) -> Scope:
-    """Staff see the whole site unless they ask for their own (``?scope=mine``); others, their own."""
+def scope_of(request) -> Scope:
+    """Whose figures a page shows (the Costs and Analytics pages): staff see the whole site unless
+    they ask for their own (``?scope=mine``); others, their own."""
     if request.user.is_staff and request.GET.get("scope") != "mine":
         return Scope(user_id=None)
     return Scope(user_id=request.user.pk)
 
 
-def _range(request) -> tuple[DateRangeForm, tuple]:
+def range_of(request) -> tuple[DateRangeForm, tuple]:
+    """The date range asked for (the last 30 days by default) and its form, filled in either way."""
     form = DateRangeForm(request.GET or None)
     start, end = form.range()
     if not form.is_bound:  # show the default range in the date fields
@@ -36,8 +38,8 @@ def _range(request) -> tuple[DateRangeForm, tuple]:
 
 @require_safe
 def dashboard(request):
-    scope = _scope(request)
-    form, (start, end) = _range(request)
+    scope = scope_of(request)
+    form, (start, end) = range_of(request)
     if form.is_bound and not form.is_valid():
         messages.error(request, errors_text(form))
     query = {"start": start.isoformat(), "end": end.isoformat()} | ({} if scope.site else {"scope": "mine"})
@@ -70,8 +72,8 @@ CHARTS = [  # title, URL name, Chart.js type (bars for sums: a day's, a model's)
 def usage_export(request):
     """The usage records of the range as CSV, streamed from the database in chunks (memory stays
     flat whatever the count), spreadsheet formulas escaped."""
-    scope = _scope(request)
-    form, (start, end) = _range(request)
+    scope = scope_of(request)
+    form, (start, end) = range_of(request)
     if form.is_bound and not form.is_valid():  # a file of another range would pass for the one asked
         return HttpResponseBadRequest(errors_text(form), content_type="text/plain; charset=utf-8")
     records = selectors.usage_in_range(scope=scope, start=start, end=end)
@@ -128,8 +130,8 @@ class _UsageChart(BaseLineChartView):
     axes = ("usd",)  # of each dataset, in order
 
     def get(self, request, *args, **kwargs):
-        self.scope = _scope(request)
-        form, (self.start, self.end) = _range(request)
+        self.scope = scope_of(request)
+        form, (self.start, self.end) = range_of(request)
         if form.is_bound and not form.is_valid():
             return JsonResponse({"error": errors_text(form)}, status=400)
         self.usage = usage_days(user_id=self.scope.user_id, start=self.start, end=self.end)

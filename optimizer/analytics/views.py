@@ -8,8 +8,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_safe
 
-from costs.forms import DateRangeForm
-from costs.selectors import Scope
+from costs.views import range_of, scope_of
 from optimizer.analytics import selectors
 from optimizer.forms import errors_text
 
@@ -27,26 +26,10 @@ CHARTS = {  # name: title (each figure's chart and table; bars: counts and means
 VERDICT_CHARTS = ("verdicts-by-type", "verdicts-by-model")  # shown only when some run has a verdict
 
 
-def _scope(request) -> Scope:
-    """As on the Costs page: staff see the whole site unless they ask for their own (``?scope=mine``);
-    everyone else, their own runs."""
-    if request.user.is_staff and request.GET.get("scope") != "mine":
-        return Scope(user_id=None)
-    return Scope(user_id=request.user.pk)
-
-
-def _range(request) -> tuple[DateRangeForm, tuple]:
-    form = DateRangeForm(request.GET or None)
-    start, end = form.range()
-    if not form.is_bound:  # show the default range in the date fields
-        form = DateRangeForm(initial={"start": start, "end": end})
-    return form, (start, end)
-
-
 @require_safe
 def analytics(request):
-    scope = _scope(request)
-    form, (start, end) = _range(request)
+    scope = scope_of(request)
+    form, (start, end) = range_of(request)
     if form.is_bound and not form.is_valid():
         messages.error(request, errors_text(form))
     query = {"start": start.isoformat(), "end": end.isoformat()} | ({} if scope.site else {"scope": "mine"})
@@ -80,10 +63,10 @@ class AnalyticsChart(BaseLineChartView):
     def get(self, request, *args, **kwargs):
         if kwargs["name"] not in CHARTS:
             raise Http404("No such chart.")
-        form, (start, end) = _range(request)
+        form, (start, end) = range_of(request)
         if form.is_bound and not form.is_valid():
             return JsonResponse({"error": errors_text(form)}, status=400)
-        self.figure = selectors.figure(name=kwargs["name"], scope=_scope(request), start=start, end=end)
+        self.figure = selectors.figure(name=kwargs["name"], scope=scope_of(request), start=start, end=end)
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
