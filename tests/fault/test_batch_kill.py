@@ -20,7 +20,7 @@ START = "from optimizer.batches.services import batch_start; from optimizer.mode
     "batch_start(batch=Batch.objects.get(pk={pk}))"  # fmt: skip
 
 
-def _kill_mid_batch(stack: Stack, model, env: dict[str, str]) -> None:
+def _kill_mid_batch(stack: Stack, model, env: dict[str, str]) -> float:
     # Twelve texts, none a duplicate of another (a duplicate shares its first item's run).
     texts = TEXTS + [f"{text}\n\nA second version, for comparison." for text in TEXTS]
     items = [Item(row=row, text=text) for row, text in enumerate(texts, start=1)]
@@ -72,6 +72,7 @@ def _kill_mid_batch(stack: Stack, model, env: dict[str, str]) -> None:
         f"\n[fault] batch of {len(items)} with {len(in_progress)} items mid-run when the cluster was "
         f"SIGKILLed: done {finished_after:.1f} s later, each item once"
     )
+    return finished_after
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_a_batch_whose_cluster_is_killed_finishes_each_item_once_on_the_orm_brok
     fake.latency = 0.3
     stack = Stack(batch_env)
     try:
-        _kill_mid_batch(stack, model, batch_env)
+        assert _kill_mid_batch(stack, model, batch_env) < 180  # the seconds from the kill to done
     finally:
         stack.close()
 
@@ -96,6 +97,6 @@ def test_a_batch_whose_cluster_is_killed_finishes_each_item_once_on_the_redis_br
     env = batch_env | {"REDIS_URL": own_redis.url}
     stack = Stack(env)
     try:
-        _kill_mid_batch(stack, model, env)
+        assert _kill_mid_batch(stack, model, env) < 180
     finally:
         stack.close()

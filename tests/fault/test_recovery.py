@@ -20,7 +20,7 @@ from tests.fault.stack import KEY_VARIABLE, TEXTS, Stack, ended_once, wait_done
 from tests.optimizer.processes import Background, poll_until
 
 
-def kill_mid_run(stack: Stack, model: ModelChoice) -> None:
+def kill_mid_run(stack: Stack, model: ModelChoice) -> float:
     run_ids = [stack.submit(text, str(model.pk)) for text in TEXTS[:4]]
     poll_until(
         lambda: (
@@ -60,12 +60,13 @@ def kill_mid_run(stack: Stack, model: ModelChoice) -> None:
     assert running_again < 60
     assert stack.page_failures == []
     assert "task worker" in stack.serve.output and "restart" in stack.serve.output.lower()
+    return running_again
 
 
 def test_a_cluster_killed_mid_run_on_the_orm_broker_loses_nothing(stack_env, model):
     stack = Stack(stack_env)
     try:
-        kill_mid_run(stack, model)
+        assert kill_mid_run(stack, model) < 60  # seconds until the killed runs ran again
     finally:
         stack.close()
 
@@ -73,7 +74,7 @@ def test_a_cluster_killed_mid_run_on_the_orm_broker_loses_nothing(stack_env, mod
 def test_a_cluster_killed_mid_run_on_the_redis_broker_loses_nothing(stack_env, model, own_redis):
     stack = Stack(stack_env | {"REDIS_URL": own_redis.url})
     try:
-        kill_mid_run(stack, model)
+        assert kill_mid_run(stack, model) < 60  # seconds until the killed runs ran again
     finally:
         stack.close()
 
